@@ -1,0 +1,34 @@
+"""myelo-docs: the handout and discharge packet a myelogram patient takes home."""
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    ConfigError,
+    MissingGlyphError,
+    MyeloDocsError,
+    OutputError,
+    Problem,
+    RecordError,
+    SelfCheckError,
+)
+from .record import Medication, MyelogramType, PacketRecord, validate_record  # noqa: E402
+from .render import Document, Renderer, get_renderer, render_handout, render_packet  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "Document",
+    "Medication",
+    "MissingGlyphError",
+    "MyeloDocsError",
+    "MyelogramType",
+    "OutputError",
+    "PacketRecord",
+    "Problem",
+    "RecordError",
+    "Renderer",
+    "SelfCheckError",
+    "get_renderer",
+    "render_handout",
+    "render_packet",
+    "validate_record",
+]

@@ -1,0 +1,54 @@
+"""Hospital protocol settings: the numbers hospitals set differently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..assets import default_protocol_file
+from ..settings_file import read_toml, validate_settings
+
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=80)
+    fever_f: float = Field(ge=99.0, le=102.5)
+    rest_hours: int = Field(ge=1, le=168)
+    recovery_minutes: int = Field(ge=10, le=480)
+    test_minutes_low: int = Field(ge=5, le=240)
+    test_minutes_high: int = Field(ge=5, le=480)
+    no_driving_hours: int = Field(ge=1, le=168)
+    fasting_hours: int = Field(ge=0, le=24)
+    head_raised_hours: int = Field(ge=1, le=168)
+    head_pillows: int = Field(ge=1, le=5)
+    head_degrees: int = Field(ge=10, le=60)
+    no_lifting_hours: int = Field(ge=1, le=336)
+    fluid_glasses_low: int = Field(ge=1, le=20)
+    fluid_glasses_high: int = Field(ge=1, le=20)
+    fluid_days: int = Field(ge=1, le=7)
+    no_alcohol_hours: int = Field(ge=1, le=168)
+    bandage_hours: int = Field(ge=1, le=168)
+    headache_call_hours: int = Field(ge=1, le=168)
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> Protocol:
+        if self.test_minutes_low > self.test_minutes_high:
+            raise ValueError("test_minutes_low is more than test_minutes_high")
+        if self.fluid_glasses_low > self.fluid_glasses_high:
+            raise ValueError("fluid_glasses_low is more than fluid_glasses_high")
+        return self
+
+    @property
+    def fever_c(self) -> float:
+        return round((self.fever_f - 32) * 5 / 9, 1)
+
+
+def load_protocol(path: str | Path | None = None) -> Protocol:
+    """The built-in defaults, overridden by the keys of a hospital's file."""
+    data = read_toml(default_protocol_file(), "protocol")
+    if path is not None:
+        data.update(read_toml(Path(path), "protocol"))
+    return validate_settings(Protocol, data, "protocol")

@@ -1,0 +1,249 @@
+"""The patient record: one model, one set of field names for every front end.
+
+The field names are a public contract shared by JSON keys, CSV headers, HTTP
+bodies and this model. Limits are documented in the README.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import Problem, RecordError
+
+MAX_NAME = 120
+MAX_MRN = 40
+MAX_FREE_TEXT = 300
+MAX_FOLLOW_UP = 500
+MAX_INSTRUCTIONS = 15
+MAX_MEDICATIONS = 25
+
+# Characters that reorder or hide text. A patient name drawn backwards is a
+# wrong identifier, so these are refused rather than drawn.
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class MyelogramType(StrEnum):
+    cervical = "cervical"
+    thoracic = "thoracic"
+    lumbar = "lumbar"
+
+
+def _custom(problem: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("myelo", "{problem}", {"problem": problem, "fix": fix})
+
+
+def clean_text(value: Any) -> Any:
+    """Normalise text and refuse characters that must never be printed."""
+    if not isinstance(value, str):
+        return value
+    value = unicodedata.normalize("NFC", value).strip()
+    for ch in value:
+        category = unicodedata.category(ch)
+        if ch in _BIDI_CONTROLS:
+            raise _custom(
+                f"contains a hidden direction-override character (U+{ord(ch):04X})",
+                "retype the value without copying it from another program",
+            )
+        if category in ("Cc", "Cs", "Co", "Cn"):
+            raise _custom(
+                f"contains a control or unassigned character (U+{ord(ch):04X})",
+                "remove line breaks, tabs and invisible characters",
+            )
+    return value
+
+
+def parse_iso_date(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value.strip()):
+        raise _custom(
+            "is not a date in the form YYYY-MM-DD",
+            "write the date like 1961-03-24 (year-month-day)",
+        )
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise _custom(
+            "is not a real calendar date", "check the month and the day"
+        ) from None
+
+
+Text = Annotated[str, BeforeValidator(clean_text)]
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
+
+
+class Medication(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Text = Field(min_length=1, max_length=MAX_NAME)
+    instruction: Text = Field(min_length=1, max_length=MAX_FREE_TEXT)
+
+
+class PacketRecord(BaseModel):
+    """Everything the discharge packet says about one patient."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: MyelogramType
+    patient_name: Text = Field(min_length=1, max_length=MAX_NAME)
+    date_of_birth: IsoDate
+    mrn: Text = Field(min_length=1, max_length=MAX_MRN)
+    procedure_date: IsoDate
+    physician: Text | None = Field(default=None, max_length=MAX_NAME)
+    nurse: Text | None = Field(default=None, max_length=MAX_NAME)
+    follow_up: Text | None = Field(default=None, max_length=MAX_FOLLOW_UP)
+    instructions: list[Annotated[Text, Field(min_length=1, max_length=MAX_FREE_TEXT)]] = Field(
+        default_factory=list, max_length=MAX_INSTRUCTIONS
+    )
+    medications: list[Medication] = Field(default_factory=list, max_length=MAX_MEDICATIONS)
+    language: str = "en"
+    large_print: bool = False
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_any_case(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in MyelogramType.__members__:
+                raise _custom(
+                    f"'{value}' is not a myelogram type",
+                    "use cervical, thoracic or lumbar",
+                )
+        return value
+
+    @field_validator("physician", "nurse", "follow_up", mode="after")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _known_language(cls, value: Any) -> Any:
+        from .content import available_languages
+
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower() or "en"
+        languages = available_languages()
+        if value not in languages:
+            raise _custom(
+                "is not a language we have patient text for",
+                "use one of: " + ", ".join(sorted(languages)),
+            )
+        return value
+
+    @field_validator("date_of_birth", mode="after")
+    @classmethod
+    def _not_future(cls, value: date) -> date:
+        if value > date.today():
+            raise _custom("is in the future", "check the year of birth")
+        if value.year < 1900:
+            raise _custom("is before 1900", "check the year of birth")
+        return value
+
+    @model_validator(mode="after")
+    def _born_before_test(self) -> PacketRecord:
+        if self.procedure_date < self.date_of_birth:
+            raise _custom(
+                "procedure_date is before date_of_birth",
+                "check both dates (year-month-day)",
+            )
+        return self
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(PacketRecord.model_fields)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"#{item + 1}")
+        else:
+            parts.append(str(item))
+    text = " ".join(parts).replace(" #", " #")
+    return text or "record"
+
+
+_PLAIN = {
+    "missing": ("is required but missing", "add a value for it"),
+    "string_type": ("must be text", "write it as text"),
+    "list_type": ("must be a list", "give a list of items"),
+    "dict_type": ("must be an object with name and instruction", "give name and instruction"),
+    "model_type": ("must be an object with name and instruction", "give name and instruction"),
+    "bool_type": ("must be true or false", "write true or false"),
+    "bool_parsing": ("must be true or false", "write true or false"),
+    "date_from_datetime_inexact": ("is not a date", "write the date like 1961-03-24"),
+}
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    """Turn pydantic's errors into plain problems a nurse can act on."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        field = _field_path(loc)
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        if kind == "myelo":
+            problem, fix = ctx["problem"], ctx["fix"]
+            if not loc:  # model-level check names its own fields
+                field = "record"
+        elif kind == "extra_forbidden":
+            guess = difflib.get_close_matches(str(loc[-1]), RECORD_FIELDS, n=1)
+            problem = "is not a known field"
+            fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
+                "known fields are: " + ", ".join(RECORD_FIELDS)
+            )
+        elif kind == "string_too_long":
+            problem = f"is longer than {ctx['max_length']} characters"
+            fix = "shorten it"
+        elif kind == "string_too_short":
+            problem = "is empty"
+            fix = "give a value"
+        elif kind == "too_long":
+            problem = f"has more than {ctx['max_length']} items"
+            fix = "combine or remove items"
+        elif kind in ("enum", "literal_error"):
+            problem, fix = "is not a myelogram type", "use cervical, thoracic or lumbar"
+        elif kind in _PLAIN:
+            problem, fix = _PLAIN[kind]
+        else:
+            problem, fix = err["msg"].lower(), "correct the value"
+        problems.append(Problem(field=field, problem=problem, fix=fix))
+    return problems
+
+
+def validate_record(data: Any) -> PacketRecord:
+    """Validate raw data (a dict from JSON, CSV, HTTP...) into a record.
+
+    Raises RecordError listing every problem at once.
+    """
+    if isinstance(data, PacketRecord):
+        return data
+    if not isinstance(data, dict):
+        raise RecordError(
+            "The record must be an object of fields",
+            [Problem("record", "is not a JSON object", "give the fields as {\"type\": ...}")],
+        )
+    try:
+        return PacketRecord.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError("The patient record has problems", problems_from(exc)) from None

@@ -1,0 +1,282 @@
+"""The core: record + brand + protocol + content -> verified PDF bytes.
+
+A ``Renderer`` is built once per brand/protocol/font setting (fonts, CSS,
+templates and content are loaded then) and reused for every packet; the CLI,
+the Python API, batch and HTTP all go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel.dates import format_date
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+
+from . import __version__
+from .assets import templates_dir
+from .brand import Brand, load_brand
+from .content import Content, load_content, localised
+from .errors import ConfigError, MissingGlyphError, Problem
+from .fetcher import LockedFetcher
+from .fonts import FontSet, check_glyphs, font_set
+from .protocol import Protocol, load_protocol
+from .record import MyelogramType, PacketRecord, validate_record
+from .verify import Identifiers, verify_pdf
+
+# WeasyPrint's warnings can quote document text; patient text must not reach logs.
+for _name in ("weasyprint", "weasyprint.progress", "fontTools"):
+    _logger = logging.getLogger(_name)
+    _logger.handlers[:] = [logging.NullHandler()]
+    _logger.propagate = False
+
+PDF_VARIANT = "pdf/ua-1"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A rendered, self-checked PDF."""
+
+    pdf: bytes
+    pages: int
+    kind: str  # "packet" or "handout"
+    language: str
+
+
+def _display_identifiers(record: PacketRecord) -> Identifiers:
+    return Identifiers(
+        name=record.patient_name,
+        dob=format_date(record.date_of_birth, format="long", locale=record.language),
+        mrn=record.mrn,
+    )
+
+
+class Renderer:
+    """Everything loaded once for one brand, protocol and font setting."""
+
+    def __init__(
+        self,
+        brand: Brand | None = None,
+        protocol: Protocol | None = None,
+        font_dir: Path | None = None,
+        paper: str | None = None,
+    ):
+        self.brand = brand or load_brand()
+        self.protocol = protocol or load_protocol()
+        self.fonts: FontSet = font_set(font_dir)
+        self.paper = paper or self.brand.paper
+        if self.paper not in ("letter", "a4"):
+            raise ConfigError("Unknown paper size",
+                              [Problem("paper", f"'{self.paper}' is not known", "use letter or a4")])
+        self._check_brand_glyphs()
+        templates = templates_dir()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.fetcher = LockedFetcher(
+            folders=[templates, *self.fonts.folders], files=[self.brand.logo_path]
+        )
+        self.font_config = FontConfiguration()
+        self.stylesheets = [
+            CSS(string=self.fonts.font_face_css(), font_config=self.font_config,
+                url_fetcher=self.fetcher),
+            CSS(filename=str(templates / "print.css"), font_config=self.font_config,
+                url_fetcher=self.fetcher),
+            CSS(string=self._brand_css(), font_config=self.font_config,
+                url_fetcher=self.fetcher),
+        ]
+        self._page_css: dict[str, CSS] = {}
+
+    def _brand_css(self) -> str:
+        size = "letter" if self.paper == "letter" else "A4"
+        return (
+            f"@page {{ size: {size}; }}\n"
+            f":root {{ --primary: {self.brand.primary_colour}; "
+            f"--accent: {self.brand.accent_colour}; }}\n"
+            f"html {{ font-family: {self.fonts.css_stack()}; }}\n"
+        )
+
+    def _check_brand_glyphs(self) -> None:
+        fields = {f"brand {k}": v for k, v in self.brand.model_dump().items()
+                  if isinstance(v, str)}
+        try:
+            check_glyphs(fields, self.fonts)
+        except MissingGlyphError as exc:  # the brand file, not the record, is at fault
+            raise ConfigError(exc.message, exc.problems) from None
+
+    def content(self, language: str) -> Content:
+        return load_content(language)
+
+    def _language_css(self, language: str) -> CSS:
+        """Page numbering words ("Page 1 of 9") for one language, built once."""
+        if language not in self._page_css:
+            labels = self.content(language).data["labels"]["labels"]
+            page, of = (_css_string(labels[k]) for k in ("page", "of"))
+            self._page_css[language] = CSS(
+                string=f"@page {{ @bottom-right {{ content: {page} \" \" counter(page) "
+                       f"\" \" {of} \" \" counter(pages); }} }}",
+                font_config=self.font_config, url_fetcher=self.fetcher)
+        return self._page_css[language]
+
+    def _context(self, type_name: str, language: str, large_print: bool) -> dict[str, Any]:
+        content = self.content(language)
+        text = localised(content, type_name, self.protocol, self.brand)
+        labels = text["labels"]["labels"]
+        return {
+            "C": text,
+            "L": labels,
+            "T": text["types"][type_name],
+            "brand": self.brand,
+            "large_print": large_print,
+            "version": __version__,
+            "reviewed": format_date(content.last_reviewed, format="medium", locale=language),
+            "logo_url": self.brand.logo_path.as_uri(),
+            "spine_url": (templates_dir() / "images" / f"spine-{type_name}.svg").as_uri(),
+        }
+
+    def _write(self, template: str, context: dict[str, Any], language: str) -> bytes:
+        markup = self.env.get_template(template).render(context)
+        html = HTML(string=markup, base_url=templates_dir().as_uri() + "/",
+                    url_fetcher=self.fetcher)
+        return html.write_pdf(
+            stylesheets=[*self.stylesheets, self._language_css(language)],
+            font_config=self.font_config,
+            pdf_variant=PDF_VARIANT,
+            presentational_hints=False,
+        )
+
+    def packet(self, record: PacketRecord | dict[str, Any]) -> Document:
+        """The discharge packet for one patient, checked page by page."""
+        record = validate_record(record)
+        check_glyphs(_text_fields(record), self.fonts)
+        ids = _display_identifiers(record)
+        lang = record.language
+        patient = {
+            "name": ids.name,
+            "dob": ids.dob,
+            "mrn": ids.mrn,
+            "procedure_date": format_date(record.procedure_date, format="long", locale=lang),
+            "physician": record.physician,
+            "nurse": record.nurse,
+            "follow_up": record.follow_up,
+            "instructions": record.instructions,
+            "medications": record.medications,
+        }
+        context = self._context(record.type.value, lang, record.large_print)
+        context.update(
+            patient=patient,
+            title=context["L"]["packet_title"],
+            subject=context["L"]["packet_subject"],
+        )
+        pdf = self._write("packet.html.j2", context, lang)
+        pages = verify_pdf(pdf, ids)
+        return Document(pdf=pdf, pages=pages, kind="packet", language=lang)
+
+    def handout(self, type_name: MyelogramType | str, language: str = "en",
+                large_print: bool = False) -> Document:
+        """The education handout alone, for before the test: no patient details."""
+        record_type = validate_type(type_name)
+        lang = validate_language(language)
+        context = self._context(record_type.value, lang, large_print)
+        context.update(
+            patient=None,
+            title=context["L"]["handout_title"],
+            subject=context["L"]["handout_subject"],
+        )
+        pdf = self._write("handout.html.j2", context, lang)
+        pages = verify_pdf(pdf, None)
+        return Document(pdf=pdf, pages=pages, kind="handout", language=lang)
+
+
+def _css_string(text: str) -> str:
+    """A CSS string literal: quotes and backslashes escaped, no line breaks."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _text_fields(record: PacketRecord) -> dict[str, str]:
+    fields = {"patient_name": record.patient_name, "mrn": record.mrn}
+    for key in ("physician", "nurse", "follow_up"):
+        value = getattr(record, key)
+        if value:
+            fields[key] = value
+    for i, item in enumerate(record.instructions, start=1):
+        fields[f"instructions #{i}"] = item
+    for i, med in enumerate(record.medications, start=1):
+        fields[f"medications #{i} name"] = med.name
+        fields[f"medications #{i} instruction"] = med.instruction
+    return fields
+
+
+def validate_type(value: MyelogramType | str) -> MyelogramType:
+    from .errors import RecordError
+
+    try:
+        return MyelogramType(str(value).strip().lower())
+    except ValueError:
+        raise RecordError("Unknown myelogram type", [
+            Problem("type", "is not a myelogram type", "use cervical, thoracic or lumbar")
+        ]) from None
+
+
+def validate_language(value: str) -> str:
+    from .content import available_languages
+    from .errors import RecordError
+
+    code = (value or "").strip().lower()
+    if code not in available_languages():
+        raise RecordError("Unknown language", [
+            Problem("language", f"'{code}' has no patient text",
+                    "use one of: " + ", ".join(available_languages()))
+        ])
+    return code
+
+
+@cache
+def _renderer_for(brand: Path | None, protocol: Path | None, font_dir: Path | None,
+                  paper: str | None) -> Renderer:
+    return Renderer(
+        brand=load_brand(brand),
+        protocol=load_protocol(protocol),
+        font_dir=font_dir,
+        paper=paper,
+    )
+
+
+def get_renderer(brand: str | Path | None = None, protocol: str | Path | None = None,
+                 font_dir: str | Path | None = None, paper: str | None = None) -> Renderer:
+    """A warm renderer for these settings, built on first use and then reused."""
+    def norm(p: str | Path | None) -> Path | None:
+        return Path(p).resolve() if p is not None else None
+
+    if font_dir is not None and not Path(font_dir).is_dir():
+        raise ConfigError("The font folder was not found",
+                          [Problem("font_dir", f"no folder at {font_dir}", "check the path")])
+    return _renderer_for(norm(brand), norm(protocol), norm(font_dir), paper)
+
+
+def render_packet(record: PacketRecord | dict[str, Any], *, brand: str | Path | None = None,
+                  protocol: str | Path | None = None, font_dir: str | Path | None = None,
+                  paper: str | None = None) -> bytes:
+    """The discharge packet PDF for one patient record, self-checked.
+
+    Raises RecordError for a bad record, ConfigError for a bad brand or
+    protocol file, SelfCheckError if the PDF failed its identifier check.
+    """
+    return get_renderer(brand, protocol, font_dir, paper).packet(record).pdf
+
+
+def render_handout(type: MyelogramType | str, language: str = "en", large_print: bool = False,
+                   *, brand: str | Path | None = None, protocol: str | Path | None = None,
+                   font_dir: str | Path | None = None, paper: str | None = None) -> bytes:
+    """The education handout PDF for one myelogram type (no patient details)."""
+    renderer = get_renderer(brand, protocol, font_dir, paper)
+    return renderer.handout(type, language, large_print).pdf
