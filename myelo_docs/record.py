@@ -106,9 +106,9 @@ class PacketRecord(BaseModel):
     date_of_birth: IsoDate
     mrn: Text = Field(min_length=1, max_length=MAX_MRN)
     procedure_date: IsoDate
-    physician: Text | None = Field(default=None, max_length=MAX_NAME)
-    nurse: Text | None = Field(default=None, max_length=MAX_NAME)
-    follow_up: Text | None = Field(default=None, max_length=MAX_FOLLOW_UP)
+    physician: Annotated[Text, Field(max_length=MAX_NAME)] | None = None
+    nurse: Annotated[Text, Field(max_length=MAX_NAME)] | None = None
+    follow_up: Annotated[Text, Field(max_length=MAX_FOLLOW_UP)] | None = None
     instructions: list[Annotated[Text, Field(min_length=1, max_length=MAX_FREE_TEXT)]] = Field(
         default_factory=list, max_length=MAX_INSTRUCTIONS
     )
@@ -212,7 +212,7 @@ def problems_from(exc: ValidationError) -> list[Problem]:
             fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
                 "known fields are: " + ", ".join(RECORD_FIELDS)
             )
-        elif kind == "string_too_long":
+        elif kind == "string_too_long" or (kind == "too_long" and isinstance(err.get("input"), str)):
             problem = f"is longer than {ctx['max_length']} characters"
             fix = "shorten it"
         elif kind == "string_too_short":

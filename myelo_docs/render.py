@@ -8,6 +8,9 @@ the Python API, batch and HTTP all go through it.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,11 +32,41 @@ from .protocol import Protocol, load_protocol
 from .record import MyelogramType, PacketRecord, validate_record
 from .verify import Identifiers, verify_pdf
 
+
+
+class _MissingGlyphWatch(logging.Handler):
+    """Catches WeasyPrint's ".notdef glyph rendered" warning during a render.
+
+    The fonts are checked before rendering; this is the second line of
+    defence, so that a box never reaches paper. It keeps only the code point.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith(".notdef glyph") and len(record.args or ()) == 2:
+            seen = getattr(self.local, "codepoints", None)
+            if seen is not None:
+                seen.append(record.args[1])  # type: ignore[index]
+
+    @contextmanager
+    def watching(self) -> Iterator[list[int]]:
+        self.local.codepoints = []
+        try:
+            yield self.local.codepoints
+        finally:
+            self.local.codepoints = None
+
+
+_GLYPH_WATCH = _MissingGlyphWatch()
 # WeasyPrint's warnings can quote document text; patient text must not reach logs.
 for _name in ("weasyprint", "weasyprint.progress", "fontTools"):
     _logger = logging.getLogger(_name)
     _logger.handlers[:] = [logging.NullHandler()]
     _logger.propagate = False
+logging.getLogger("weasyprint").addHandler(_GLYPH_WATCH)
 
 PDF_VARIANT = "pdf/ua-1"
 
@@ -147,12 +180,20 @@ class Renderer:
         markup = self.env.get_template(template).render(context)
         html = HTML(string=markup, base_url=templates_dir().as_uri() + "/",
                     url_fetcher=self.fetcher)
-        return html.write_pdf(
-            stylesheets=[*self.stylesheets, self._language_css(language)],
-            font_config=self.font_config,
-            pdf_variant=PDF_VARIANT,
-            presentational_hints=False,
-        )
+        with _GLYPH_WATCH.watching() as missing:
+            pdf = html.write_pdf(
+                stylesheets=[*self.stylesheets, self._language_css(language)],
+                font_config=self.font_config,
+                pdf_variant=PDF_VARIANT,
+                presentational_hints=False,
+            )
+        if missing:
+            shown = ", ".join(sorted({f"U+{cp:04X}" for cp in missing}))
+            raise MissingGlyphError("A character could not be drawn with the chosen fonts", [
+                Problem("fonts", f"no glyph for {shown}",
+                        "use a font folder whose fonts cover these characters (and spaces)")
+            ])
+        return pdf
 
     def packet(self, record: PacketRecord | dict[str, Any]) -> Document:
         """The discharge packet for one patient, checked page by page."""

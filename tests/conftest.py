@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from myelo_docs import get_renderer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE_RECORD = {
+    "type": "lumbar",
+    "patient_name": "Rosalind Testpatient",
+    "date_of_birth": "1958-07-14",
+    "mrn": "TST-4471902",
+    "procedure_date": "2026-11-25",
+    "physician": "Dr. Imogen Fieldwork",
+    "nurse": "Theo Checkmark, RN",
+    "follow_up": "Spine clinic on 2026-12-09 at 10:30.",
+    "instructions": ["Wear your back brace when you walk."],
+    "medications": [
+        {"name": "Warfarin", "instruction": "Restart on 2026-11-27 unless told otherwise."},
+    ],
+}
+
+
+def record(**changes: object) -> dict[str, object]:
+    return {**BASE_RECORD, **changes}
+
+
+def pages_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def embedded_fonts(pdf: bytes) -> set[str]:
+    names = set()
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descendants = font.get("/DescendantFonts")
+            target = descendants[0].get_object() if descendants else font
+            descriptor = target["/FontDescriptor"].get_object()
+            assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")), (
+                f"{font['/BaseFont']} is not embedded"
+            )
+            names.add(str(font["/BaseFont"]))
+    return names
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    return get_renderer()
+
+
+@pytest.fixture(scope="session")
+def packets(renderer):
+    """One packet per type, rendered once for the session."""
+    return {t: renderer.packet(record(type=t)) for t in ("cervical", "thoracic", "lumbar")}

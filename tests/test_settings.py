@@ -1,0 +1,65 @@
+"""Brand and protocol files: a wrong file is a clear error naming the key."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from myelo_docs import ConfigError
+from myelo_docs.assets import builtin_brands_dir
+from myelo_docs.brand import load_brand
+from myelo_docs.protocol import load_protocol
+
+
+def brand_with(tmp_path, old: str, new: str):
+    folder = tmp_path / "brand"
+    shutil.copytree(builtin_brands_dir() / "demo", folder)
+    path = folder / "brand.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('primary_colour = "#1F4E79"', 'primary_colour = "blue"', "not a colour"),
+    ('primary_colour = "#1F4E79"', 'primary_colour = "#FFFF00"', "too light to read"),
+    ('department_phone = "(555) 010-0100"\n', "", "department_phone: is required"),
+    ('paper = "letter"', 'paper = "legal"', "paper"),
+    ('website = "www.example.org"', 'website = "www.example.org"\nwebsit = "x"',
+     "websit: is not a known field"),
+    ('hospital_name = "Demo General Hospital"', 'hospital_name = "Demo', "not valid TOML"),
+])
+def test_bad_brand_file(tmp_path, old, new, message):
+    with pytest.raises(ConfigError) as caught:
+        load_brand(brand_with(tmp_path, old, new))
+    assert message in str(caught.value)
+
+
+def test_missing_brand_file(tmp_path):
+    with pytest.raises(ConfigError, match="was not found"):
+        load_brand(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("rest_hours = 0", "rest_hours"),
+    ("fever_f = 110", "fever_f"),
+    ("test_minutes_low = 90\ntest_minutes_high = 60", "test_minutes_low is more"),
+    ("rest_hourz = 24", "rest_hourz: is not a known field"),
+    ("rest_hours = 'a day'", "rest_hours"),
+])
+def test_bad_protocol_file(tmp_path, content, message):
+    path = tmp_path / "protocol.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_protocol(path)
+    assert message in str(caught.value)
+
+
+def test_protocol_defaults_and_partial_override(tmp_path):
+    assert load_protocol().rest_hours == 24
+    path = tmp_path / "protocol.toml"
+    path.write_text("head_pillows = 3\n")
+    protocol = load_protocol(path)
+    assert protocol.head_pillows == 3 and protocol.fever_f == 100.0
