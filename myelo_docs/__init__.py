@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
 )
 from .record import Medication, MyelogramType, PacketRecord, validate_record  # noqa: E402
 from .render import Document, Renderer, get_renderer, render_handout, render_packet  # noqa: E402
+from .schema import record_schema  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -28,6 +29,7 @@ __all__ = [
     "Renderer",
     "SelfCheckError",
     "get_renderer",
+    "record_schema",
     "render_handout",
     "render_packet",
     "validate_record",

@@ -28,6 +28,10 @@ Exit codes:
 """
 
 
+ARCHIVE_HELP = ("Write PDF/A-3u for archiving in the record (still tagged; "
+                "cannot be combined with --encrypt).")
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn user errors into a clear message and exit code; never a traceback."""
 
@@ -53,23 +57,56 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def render_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--brand, --protocol, --font-dir and --paper: what a Renderer is built from."""
     options = [
         click.option("--brand", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Brand file (brand.toml with its logo). Default: the built-in demo brand."),
+                     help="Brand file (brand.toml with its logo). "
+                     "Default: the built-in demo brand."),
         click.option("--protocol", type=click.Path(dir_okay=False, path_type=Path),
                      help="Protocol settings file (TOML); keys not given keep their defaults."),
         click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack."),
         click.option("--paper", type=click.Choice(["letter", "a4"]),
                      help="Paper size. Default: the brand's."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
         click.option("-o", "--output", type=str,
                      help="Output PDF file, or - for standard output."),
         click.option("--force", is_flag=True, help="Replace the output file if it exists."),
     ]
     for option in reversed(options):
         func = option(func)
+    return render_options(func)
+
+
+def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="File whose first line is the password (keep it readable only by you)."),
+        click.option("--password-env", metavar="NAME",
+                     help="Environment variable that holds the password."),
+    ]
+    for option in reversed(options):
+        func = option(func)
     return func
+
+
+def _password(file: Path | None, env: str | None, required: bool) -> str | None:
+    """The password from --password-file or --password-env; never a command-line value."""
+    from .encrypt import read_password
+
+    if file is not None and env is not None:
+        raise click.UsageError("give --password-file or --password-env, not both")
+    if file is None and env is None and not required:
+        return None
+    return read_password(file, env, new=required)
 
 
 def _write_output(pdf: bytes, output: str | None, default_name: str, force: bool) -> str:
@@ -99,6 +136,11 @@ def _read_input(source: str) -> dict[str, Any]:
             Problem("--input", f"line {exc.lineno} column {exc.colno}: {exc.msg}",
                     "fix the JSON at that place")
         ]) from None
+    except (ValueError, RecursionError):  # a 5000-digit number, arrays nested 100000 deep
+        raise RecordError("The input is not a JSON record we can read", [
+            Problem("--input", "has a number too long or nesting too deep",
+                    "give one flat JSON object of the record's fields")
+        ]) from None
     if not isinstance(data, dict):
         raise RecordError("The input must be one JSON object",
                           [Problem("--input", "is not an object", 'use {"type": ..., ...}')])
@@ -115,6 +157,34 @@ def _medication(text: str) -> dict[str, str]:
     return {"name": name.strip(), "instruction": instruction.strip()}
 
 
+def _fhir_source(fhir_file: str, flags: dict[str, Any]) -> Any:
+    from .fhir import packet_from_bundle
+
+    try:
+        text = sys.stdin.read() if fhir_file == "-" else \
+            Path(fhir_file).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise RecordError("The FHIR file was not found",
+                          [Problem("--fhir", f"no file {fhir_file}", "check the path")]) from None
+    except UnicodeDecodeError:
+        raise RecordError("The FHIR file is not UTF-8 text",
+                          [Problem("--fhir", "is not UTF-8", "save the Bundle as UTF-8")]
+                          ) from None
+    return packet_from_bundle(text, overrides=flags)
+
+
+def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: bool) -> None:
+    from .fhir import document_reference
+
+    body = (json.dumps(document_reference(pdf, source), indent=2) + "\n").encode()
+    if fhir_out == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    write_atomic(Path(fhir_out), body, overwrite=force)
+    click.echo(f"Wrote the DocumentReference to {fhir_out}", err=True)
+
+
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="myelo-docs")
 def main() -> None:
@@ -125,6 +195,12 @@ def main() -> None:
 @click.option("--input", "input_file", metavar="FILE.json",
               help="Read the record from a JSON file (- for standard input). "
                    "Flags below add to or replace its fields.")
+@click.option("--fhir", "fhir_file", metavar="BUNDLE.json",
+              help="Read the patient and the myelogram from a FHIR R4 Bundle (- for standard "
+                   "input). Flags below add to or replace what it says.")
+@click.option("--fhir-out", metavar="DOCREF.json",
+              help="Write a FHIR DocumentReference carrying the PDF (- for standard output) "
+                   "instead of the PDF file; add -o to write the PDF as well. Needs --fhir.")
 @click.option("--type", "type_", help="cervical, thoracic or lumbar.")
 @click.option("--patient-name", help="The patient's full name, as on their wristband.")
 @click.option("--date-of-birth", metavar="YYYY-MM-DD", help="Date of birth.")
@@ -139,12 +215,18 @@ def main() -> None:
               help="A medicine and what to do with it (repeat for more).")
 @click.option("--language", help="Language of the packet (default en).")
 @click.option("--large-print", is_flag=True, default=None, help="Large print (18 pt text).")
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt the PDF with AES-256 (for packets that leave the building); "
+                   "needs --password-file or --password-env.")
+@password_options
+@click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
 @settings_options
 @handle_errors
 def packet(input_file: str | None, type_: str | None, instructions: tuple[str, ...],
            medications: tuple[str, ...], brand: Path | None, protocol: Path | None,
            font_dir: Path | None, paper: str | None, output: str | None, force: bool,
-           **fields: Any) -> None:
+           encrypt: bool, password_file: Path | None, password_env: str | None,
+           fhir_file: str | None, fhir_out: str | None, archive: bool, **fields: Any) -> None:
     """Write the discharge packet for one patient.
 
     Give the record with flags, or with --input FILE.json using the same field
@@ -154,6 +236,16 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
     from .record import validate_record
     from .render import get_renderer
 
+    password = _password(password_file, password_env, required=encrypt)
+    if password is not None and not encrypt:
+        raise click.UsageError("--password-file and --password-env go with --encrypt")
+    if input_file and fhir_file:
+        raise click.UsageError("give --input or --fhir, not both")
+    if fhir_out and not fhir_file:
+        raise click.UsageError("--fhir-out needs --fhir")
+    if archive and encrypt:
+        raise click.UsageError("--archive and --encrypt do not go together: PDF/A forbids "
+                               "encryption")
     data = _read_input(input_file) if input_file else {}
     if type_ is not None:
         data["type"] = type_
@@ -162,27 +254,43 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
         data["instructions"] = list(instructions)
     if medications:
         data["medications"] = [_medication(m) for m in medications]
-    record = validate_record(data)
-    document = get_renderer(brand, protocol, font_dir, paper).packet(record)
-    where = _write_output(document.pdf, output, default_packet_name(record), force)
+    source = _fhir_source(fhir_file, data) if fhir_file else None
+    record = source.record if source else validate_record(data)
+    try:
+        document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive)
+    except RecordError as exc:
+        raise (source.explain(exc) if source else exc) from None
+    pdf = document.pdf
+    if password is not None:
+        from .encrypt import ALGORITHM, encrypt_pdf
+
+        pdf = encrypt_pdf(pdf, password)
+    if source is not None and fhir_out:
+        _write_document_reference(pdf, source, fhir_out, force)
+        if output is None:
+            return
+    where = _write_output(pdf, output, default_packet_name(record), force)
     if output != "-":
-        click.echo(f"Wrote {document.pages}-page packet to {where}", err=True)
+        note = f" ({ALGORITHM} encrypted)" if password is not None else ""
+        click.echo(f"Wrote {document.pages}-page packet to {where}{note}", err=True)
 
 
 @main.command(epilog=EXIT_CODES)
 @click.option("--type", "type_", required=True, help="cervical, thoracic or lumbar.")
 @click.option("--language", default="en", show_default=True, help="Language of the handout.")
 @click.option("--large-print", is_flag=True, help="Large print (18 pt text).")
+@click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
 @settings_options
 @handle_errors
 def handout(type_: str, language: str, large_print: bool, brand: Path | None,
             protocol: Path | None, font_dir: Path | None, paper: str | None,
-            output: str | None, force: bool) -> None:
+            output: str | None, force: bool, archive: bool) -> None:
     """Write the education handout for one myelogram type (no patient details)."""
     from .render import get_renderer, validate_type
 
     kind = validate_type(type_)
-    document = get_renderer(brand, protocol, font_dir, paper).handout(kind, language, large_print)
+    document = get_renderer(brand, protocol, font_dir, paper).handout(kind, language, large_print,
+                                                                      archive=archive)
     where = _write_output(document.pdf, output, f"myelogram-handout-{kind.value}-{language}.pdf",
                           force)
     if output != "-":
@@ -206,3 +314,96 @@ def demo(output: str) -> None:
                           [Problem("output", exc.strerror or "cannot write", "pick another path")]
                           ) from None
     click.echo(f"Wrote a {document.pages}-page demo packet to {where}")
+
+
+@main.command("inspect", epilog=EXIT_CODES)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
+@password_options
+@handle_errors
+def inspect_command(file: Path, as_json: bool, password_file: Path | None,
+                    password_env: str | None) -> None:
+    """Show which versions made a PDF: tool, patient text, templates, brand, protocol.
+
+    Reads only the file's metadata: it shows no patient details. An encrypted
+    packet needs its password to be read.
+    """
+    from .inspect_pdf import format_report, inspect_pdf
+
+    result = inspect_pdf(file, _password(password_file, password_env, required=False))
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@main.command("check-content", epilog=EXIT_CODES)
+@click.option("--content-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="A hospital's content folder (en/, es/, ... subfolders). Default: ours.")
+@click.option("--language", "languages", multiple=True,
+              help="Check only this language (repeat for more). Default: every one found.")
+@click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file of limits: [en] formula, section, whole (see README).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def check_content(content_dir: Path | None, languages: tuple[str, ...],
+                  thresholds: Path | None, as_json: bool) -> None:
+    """Report the reading level of the patient text, per language and section.
+
+    Exits with code 4 if a section or a whole handout is over its limit.
+    """
+    from .errors import ConfigError
+    from .readability import check, failures, format_report
+
+    reports = check(content_dir, list(languages) or None, thresholds)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_report(reports))
+    problems = failures(reports)
+    if problems:
+        raise ConfigError("Some patient text is above its reading level limit", problems)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs the environment "
+                   "variable MYELO_DOCS_TOKEN (the API's bearer token).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Render worker processes; one per CPU core is right.")
+@click.option("--queue", default=8, show_default=True, type=click.IntRange(0, 1000),
+              help="Requests that may wait for a free worker; past that the answer is 503.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a render may take before the request gets 504.")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS certificate (PEM), to serve HTTPS without a proxy in front.")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS private key (PEM) for --ssl-certfile.")
+@render_options
+@handle_errors
+def serve(host: str, port: int, workers: int, queue: int, timeout: float,
+          ssl_certfile: str | None, ssl_keyfile: str | None, brand: Path | None,
+          protocol: Path | None, font_dir: Path | None, paper: str | None) -> None:
+    """Run the HTTP service: the nurse's page at /, the JSON API under /v1/.
+
+    Listens on 127.0.0.1 unless --host says otherwise. The access log shows
+    method, path, status and time only, never patient data. Stop with Ctrl-C.
+    """
+    from . import service
+
+    settings = service.ServiceSettings(host=host, token=service.token_from_environment(),
+                                       render_timeout=timeout)
+    service.serve(settings, service.RenderSettings(brand, protocol, font_dir, paper), port=port,
+                  workers=workers, queue=queue, ssl_certfile=ssl_certfile,
+                  ssl_keyfile=ssl_keyfile)
+
+
+@main.command(epilog=EXIT_CODES)
+@handle_errors
+def schema() -> None:
+    """Print the JSON Schema of the patient record (for validating before sending)."""
+    from .schema import record_schema
+
+    click.echo(json.dumps(record_schema(), indent=2))
+
+
+from . import cli_batch  # noqa: E402, F401  (registers batch and validate)

@@ -54,6 +54,11 @@ def clean_text(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     value = unicodedata.normalize("NFC", value).strip()
+    if value and unicodedata.category(value[0]).startswith("M"):
+        raise _custom(
+            f"starts with an accent or mark (U+{ord(value[0]):04X}) that has no letter",
+            "type the letter and its accent together, or remove the mark",
+        )
     for ch in value:
         category = unicodedata.category(ch)
         if ch in _BIDI_CONTROLS:
@@ -122,10 +127,20 @@ class PacketRecord(BaseModel):
         if isinstance(value, str):
             value = value.strip().lower()
             if value not in MyelogramType.__members__:
-                raise _custom(
-                    f"'{value}' is not a myelogram type",
+                raise _custom(  # the value is not echoed: a shifted CSV column could be a name
+                    "is not a myelogram type",
                     "use cervical, thoracic or lumbar",
                 )
+        return value
+
+    @field_validator("mrn", mode="after")
+    @classmethod
+    def _mrn_all_visible(cls, value: str) -> str:
+        # "123<zero-width space>456" prints as 123456 but is another MRN to a
+        # chart system reading the page's code or a nurse typing what they see.
+        if any(unicodedata.category(ch) == "Cf" for ch in value):
+            raise _custom("contains an invisible character",
+                          "type the MRN again instead of copying it from another program")
         return value
 
     @field_validator("physician", "nurse", "follow_up", mode="after")
@@ -171,6 +186,21 @@ class PacketRecord(BaseModel):
 RECORD_FIELDS: tuple[str, ...] = tuple(PacketRecord.model_fields)
 
 
+def text_fields(record: PacketRecord) -> dict[str, str]:
+    """Every printed free-text value, keyed by the name errors should use."""
+    fields = {"patient_name": record.patient_name, "mrn": record.mrn}
+    for key in ("physician", "nurse", "follow_up"):
+        value = getattr(record, key)
+        if value:
+            fields[key] = value
+    for i, item in enumerate(record.instructions, start=1):
+        fields[f"instructions #{i}"] = item
+    for i, med in enumerate(record.medications, start=1):
+        fields[f"medications #{i} name"] = med.name
+        fields[f"medications #{i} instruction"] = med.instruction
+    return fields
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
@@ -212,7 +242,9 @@ def problems_from(exc: ValidationError) -> list[Problem]:
             fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
                 "known fields are: " + ", ".join(RECORD_FIELDS)
             )
-        elif kind == "string_too_long" or (kind == "too_long" and isinstance(err.get("input"), str)):
+        elif kind == "string_too_long" or (
+            kind == "too_long" and isinstance(err.get("input"), str)
+        ):
             problem = f"is longer than {ctx['max_length']} characters"
             fix = "shorten it"
         elif kind == "string_too_short":

@@ -29,9 +29,11 @@ from .errors import ConfigError, MissingGlyphError, Problem
 from .fetcher import LockedFetcher
 from .fonts import FontSet, check_glyphs, font_set
 from .protocol import Protocol, load_protocol
-from .record import MyelogramType, PacketRecord, validate_record
+from .provenance import CODE_FORMAT, add_info, content_provenance, renderer_provenance
+from .record import MyelogramType, PacketRecord, text_fields, validate_record
+from .stamp import PayloadFor, payloads_for, stamp_pages
+from .tagging import finish_tags
 from .verify import Identifiers, verify_pdf
-
 
 
 class _MissingGlyphWatch(logging.Handler):
@@ -62,13 +64,16 @@ class _MissingGlyphWatch(logging.Handler):
 
 _GLYPH_WATCH = _MissingGlyphWatch()
 # WeasyPrint's warnings can quote document text; patient text must not reach logs.
-for _name in ("weasyprint", "weasyprint.progress", "fontTools"):
+for _name in ("weasyprint", "weasyprint.progress", "fontTools", "pypdf"):
     _logger = logging.getLogger(_name)
     _logger.handlers[:] = [logging.NullHandler()]
     _logger.propagate = False
 logging.getLogger("weasyprint").addHandler(_GLYPH_WATCH)
 
 PDF_VARIANT = "pdf/ua-1"
+# --archive: PDF/A-3u for the record, still tagged (WeasyPrint writes one
+# identification per file, so it claims PDF/A-3u, not PDF/UA as well).
+ARCHIVE_VARIANT = "pdf/a-3u"
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,10 @@ class Document:
     pages: int
     kind: str  # "packet" or "handout"
     language: str
+    tagged: bool = True  # a tagged (PDF/UA) structure tree is kept
 
 
-def _display_identifiers(record: PacketRecord) -> Identifiers:
+def display_identifiers(record: PacketRecord) -> Identifiers:
     return Identifiers(
         name=record.patient_name,
         dob=format_date(record.date_of_birth, format="long", locale=record.language),
@@ -104,8 +110,8 @@ class Renderer:
         self.fonts: FontSet = font_set(font_dir)
         self.paper = paper or self.brand.paper
         if self.paper not in ("letter", "a4"):
-            raise ConfigError("Unknown paper size",
-                              [Problem("paper", f"'{self.paper}' is not known", "use letter or a4")])
+            raise ConfigError("Unknown paper size", [
+                Problem("paper", f"'{self.paper}' is not known", "use letter or a4")])
         self._check_brand_glyphs()
         templates = templates_dir()
         self.env = jinja2.Environment(
@@ -128,6 +134,7 @@ class Renderer:
                 url_fetcher=self.fetcher),
         ]
         self._page_css: dict[str, CSS] = {}
+        self.provenance = renderer_provenance(self.brand, self.protocol, self.fonts)
 
     def _brand_css(self) -> str:
         size = "letter" if self.paper == "letter" else "A4"
@@ -171,21 +178,38 @@ class Renderer:
             "brand": self.brand,
             "large_print": large_print,
             "version": __version__,
+            "type_name": type_name,
             "reviewed": format_date(content.last_reviewed, format="medium", locale=language),
             "logo_url": self.brand.logo_path.as_uri(),
             "spine_url": (templates_dir() / "images" / f"spine-{type_name}.svg").as_uri(),
         }
 
-    def _write(self, template: str, context: dict[str, Any], language: str) -> bytes:
+    def _write(self, template: str, context: dict[str, Any], language: str,
+               codes: PayloadFor | None = None, archive: bool = False) -> bytes:
+        """Render a template to PDF with provenance metadata and, given codes,
+        a scannable code on every page (stamp.py)."""
         markup = self.env.get_template(template).render(context)
         html = HTML(string=markup, base_url=templates_dir().as_uri() + "/",
                     url_fetcher=self.fetcher)
+        info = {"MyeloDocsKind": template.removesuffix(".html.j2"),
+                "MyeloDocsType": context["type_name"], "MyeloDocsLanguage": language,
+                **self.provenance, **content_provenance(self.content(language))}
+        if codes is not None:
+            info["MyeloDocsCode"] = CODE_FORMAT
+
+        def finish(_document: Any, pdf: Any) -> None:
+            add_info(pdf, info)
+            if codes is not None:
+                stamp_pages(pdf, codes)
+
         with _GLYPH_WATCH.watching() as missing:
             pdf = html.write_pdf(
                 stylesheets=[*self.stylesheets, self._language_css(language)],
                 font_config=self.font_config,
-                pdf_variant=PDF_VARIANT,
+                pdf_variant=ARCHIVE_VARIANT if archive else PDF_VARIANT,
+                pdf_tags=True,
                 presentational_hints=False,
+                finisher=finish,
             )
         if missing:
             shown = ", ".join(sorted({f"U+{cp:04X}" for cp in missing}))
@@ -193,13 +217,13 @@ class Renderer:
                 Problem("fonts", f"no glyph for {shown}",
                         "use a font folder whose fonts cover these characters (and spaces)")
             ])
-        return pdf
+        return finish_tags(pdf)
 
-    def packet(self, record: PacketRecord | dict[str, Any]) -> Document:
+    def packet(self, record: PacketRecord | dict[str, Any], archive: bool = False) -> Document:
         """The discharge packet for one patient, checked page by page."""
         record = validate_record(record)
-        check_glyphs(_text_fields(record), self.fonts)
-        ids = _display_identifiers(record)
+        check_glyphs(text_fields(record), self.fonts)
+        ids = display_identifiers(record)
         lang = record.language
         patient = {
             "name": ids.name,
@@ -218,12 +242,23 @@ class Renderer:
             title=context["L"]["packet_title"],
             subject=context["L"]["packet_subject"],
         )
-        pdf = self._write("packet.html.j2", context, lang)
-        pages = verify_pdf(pdf, ids)
+        codes = payloads_for("packet", record.mrn)
+        pdf = self._write("packet.html.j2", context, lang, codes=codes, archive=archive)
+        pages = verify_pdf(pdf, ids, codes=codes)
         return Document(pdf=pdf, pages=pages, kind="packet", language=lang)
 
+    def blank_page(self, record: PacketRecord) -> Document:
+        """A padding page for double-sided printing: the patient's identifiers only."""
+        ids = display_identifiers(record)
+        context = self._context(record.type.value, record.language, record.large_print)
+        context.update(patient={"name": ids.name, "dob": ids.dob, "mrn": ids.mrn},
+                       title=context["L"]["blank_page"], subject=context["L"]["packet_subject"])
+        pdf = self._write("blank.html.j2", context, record.language)
+        pages = verify_pdf(pdf, ids, numbered=False)
+        return Document(pdf=pdf, pages=pages, kind="blank", language=record.language)
+
     def handout(self, type_name: MyelogramType | str, language: str = "en",
-                large_print: bool = False) -> Document:
+                large_print: bool = False, archive: bool = False) -> Document:
         """The education handout alone, for before the test: no patient details."""
         record_type = validate_type(type_name)
         lang = validate_language(language)
@@ -233,7 +268,7 @@ class Renderer:
             title=context["L"]["handout_title"],
             subject=context["L"]["handout_subject"],
         )
-        pdf = self._write("handout.html.j2", context, lang)
+        pdf = self._write("handout.html.j2", context, lang, archive=archive)
         pages = verify_pdf(pdf, None)
         return Document(pdf=pdf, pages=pages, kind="handout", language=lang)
 
@@ -241,20 +276,6 @@ class Renderer:
 def _css_string(text: str) -> str:
     """A CSS string literal: quotes and backslashes escaped, no line breaks."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
-
-
-def _text_fields(record: PacketRecord) -> dict[str, str]:
-    fields = {"patient_name": record.patient_name, "mrn": record.mrn}
-    for key in ("physician", "nurse", "follow_up"):
-        value = getattr(record, key)
-        if value:
-            fields[key] = value
-    for i, item in enumerate(record.instructions, start=1):
-        fields[f"instructions #{i}"] = item
-    for i, med in enumerate(record.medications, start=1):
-        fields[f"medications #{i} name"] = med.name
-        fields[f"medications #{i} instruction"] = med.instruction
-    return fields
 
 
 def validate_type(value: MyelogramType | str) -> MyelogramType:

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # System libraries: Pango for WeasyPrint, HarfBuzz subsetting (about 2.5x
 # faster font subsetting and byte-identical output), poppler-utils for
-# looking at pages as PNG (pdftoppm).
-DEBIAN_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils)
+# looking at pages as PNG (pdftoppm), chromium for the nurse's page browser
+# test (driven by Playwright, which must not download a browser of its own),
+# curl for the README's HTTP examples.
+DEBIAN_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils chromium curl)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -157,3 +157,14 @@ def test_large_print_uses_bigger_text(renderer):
     large = renderer.packet(record(large_print=True))
     assert large.pages > standard.pages
     assert BASE_RECORD["patient_name"] in flat(pages_text(large.pdf)[-1])
+
+
+def test_longest_name_and_mrn_wrap_and_still_pass_the_check(renderer):
+    name = ("Maximiliana Alexandra Bartholomew-Featherstonehaugh de la Santísima Trinidad "
+            "Wolfeschlegelsteinhausen-Bergerdorff")
+    assert len(name) <= 120
+    document = renderer.packet(record(patient_name=name, mrn="M" * 40))
+    for text in pages_text(document.pdf):
+        compact = "".join(text.split())
+        assert "".join(name.split()) in compact
+        assert "M" * 40 in compact

@@ -99,9 +99,9 @@ def test_hostile_brand_text_and_svg_logo_fetch_nothing(tmp_path, listener):
     )
     (brand_dir / "brand.toml").write_text(toml)
     document = get_renderer(brand=brand_dir / "brand.toml").packet(record())
-    first = flat(pages_text(document.pdf)[0])
-    assert f"<img src='http://127.0.0.1:{port}/name'>" in first
-    assert "{{ 7*7 }}" in first
+    first = "".join(pages_text(document.pdf)[0].split())
+    assert f"<imgsrc='http://127.0.0.1:{port}/name'>" in first
+    assert "{{7*7}}" in first
     assert listener.hits == 0
 
 

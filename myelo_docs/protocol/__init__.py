@@ -10,7 +10,6 @@ from ..assets import default_protocol_file
 from ..settings_file import read_toml, validate_settings
 
 
-
 class Protocol(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

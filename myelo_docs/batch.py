@@ -1,0 +1,327 @@
+"""Batch: one packet per CSV row, every bad row explained, every good row printed.
+
+The parent process reads and validates rows (cheap), names the files and
+keeps the manifest; warm worker processes render. Each PDF is written to a
+temporary file and renamed, then its manifest line is appended and flushed,
+so a kill leaves only complete files; ``resume`` redoes whatever the manifest
+does not vouch for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .csv_input import CsvSource, iter_rows, open_csv, row_to_data
+from .errors import MyeloDocsError, OutputError, Problem
+from .filenames import DEFAULT_PATTERN, check_pattern, file_name
+from .fonts import FontSet, check_glyphs, font_set
+from .output import write_atomic
+from .record import PacketRecord, text_fields, validate_record
+
+MANIFEST = "manifest.csv"
+INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
+MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "error")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    brand: Path | None = None
+    protocol: Path | None = None
+    font_dir: Path | None = None
+    paper: str | None = None
+    fast: bool = False
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: str  # ok, error, skipped
+    file: str = ""
+    pages: int | None = None
+    sha256: str = ""
+    tagged: bool | None = None
+    error: str = ""
+
+    def as_manifest(self) -> dict[str, str]:
+        return {
+            "row": str(self.row), "status": self.status, "file": self.file,
+            "pages": "" if self.pages is None else str(self.pages), "sha256": self.sha256,
+            "tagged": "" if self.tagged is None else ("yes" if self.tagged else "no"),
+            "error": self.error,
+        }
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    combined_pages: int = 0
+    seconds: float = 0.0
+    results: list[RowResult] = field(default_factory=list)
+
+    @property
+    def rendered_per_second(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+def describe(error: MyeloDocsError) -> str:
+    """A manifest/report line: fields and problems, never the values."""
+    if not error.problems:
+        return error.message
+    return "; ".join(f"{p.field}: {p.problem} (fix: {p.fix})" for p in error.problems)
+
+
+# ---- worker side -----------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: BatchSettings) -> None:
+    from .render import get_renderer
+
+    _WORKER["renderer"] = get_renderer(settings.brand, settings.protocol, settings.font_dir,
+                                       settings.paper)
+    _WORKER["fast"] = settings.fast
+
+
+def render_row(row: int, record: PacketRecord, out_dir: str, name: str) -> RowResult:
+    """Render one validated record and write it atomically (runs in a worker)."""
+    renderer = _WORKER["renderer"]
+    try:
+        document = renderer.packet_fast(record) if _WORKER["fast"] else renderer.packet(record)
+        write_atomic(Path(out_dir) / name, document.pdf, overwrite=True,
+                     tmp_dir=Path(out_dir) / INCOMPLETE)
+    except MyeloDocsError as exc:
+        return RowResult(row, "error", error=describe(exc))
+    except Exception as exc:  # a bug must not stop the other rows
+        return RowResult(row, "error", error=f"internal error ({type(exc).__name__}); "
+                         "please report it")
+    return RowResult(row, "ok", file=name, pages=document.pages,
+                     sha256=hashlib.sha256(document.pdf).hexdigest(), tagged=document.tagged)
+
+
+# ---- parent side -----------------------------------------------------------
+
+@dataclass
+class _Plan:
+    """Rows checked in the parent: either work for a worker or an immediate result."""
+
+    row: int
+    record: PacketRecord | None = None
+    name: str = ""
+    result: RowResult | None = None
+
+
+def _plan_rows(source: CsvSource, pattern: str, fonts: FontSet) -> Iterator[_Plan]:
+    seen_visits: dict[tuple[str, str], int] = {}
+    used_names: set[str] = set()
+    for row, cells in iter_rows(source):
+        try:
+            record = validate_record(row_to_data(cells))
+            check_glyphs(text_fields(record), fonts)
+        except MyeloDocsError as exc:
+            yield _Plan(row, result=RowResult(row, "error", error=describe(exc)))
+            continue
+        visit = (record.mrn, record.procedure_date.isoformat())
+        if visit in seen_visits:
+            yield _Plan(row, result=RowResult(
+                row, "skipped",
+                error=f"duplicate of row {seen_visits[visit]} (same mrn and procedure_date); "
+                      "fix: remove one of the rows"))
+            continue
+        seen_visits[visit] = row
+        name = file_name(pattern, row, record)
+        if name.lower() in used_names:
+            name = name[:-4] + f"-row{row}.pdf"
+        used_names.add(name.lower())
+        yield _Plan(row, record=record, name=name)
+
+
+def validate_csv(csv_path: str | Path, encoding: str | None = None,
+                 font_dir: Path | None = None) -> tuple[CsvSource, list[RowResult]]:
+    """Check every row without rendering: the CSV-wide checks, then each row's problems."""
+    source = open_csv(csv_path, encoding)
+    fonts = font_set(font_dir.resolve() if font_dir else None)
+    problems = [plan.result for plan in _plan_rows(source, DEFAULT_PATTERN, fonts)
+                if plan.result is not None]
+    return source, problems
+
+
+class Manifest:
+    """manifest.csv: appended and flushed per row, rewritten in row order at the end."""
+
+    def __init__(self, out_dir: Path, resume: bool):
+        self.path = out_dir / MANIFEST
+        self.previous: dict[int, RowResult] = self._read() if resume else {}
+        self._fh = self.path.open("a" if resume and self.path.exists() else "w",
+                                  encoding="utf-8", newline="")
+        self._writer = csv.DictWriter(self._fh, MANIFEST_COLUMNS)
+        if self._fh.tell() == 0:
+            self._writer.writeheader()
+            self._flush()
+
+    def _read(self) -> dict[int, RowResult]:
+        if not self.path.exists():
+            return {}
+        found = {}
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            for line in csv.DictReader(fh):
+                try:
+                    row = int(line["row"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                found[row] = RowResult(row, line.get("status", ""), line.get("file", ""),
+                                       int(line["pages"]) if line.get("pages") else None,
+                                       line.get("sha256", ""),
+                                       {"yes": True, "no": False}.get(line.get("tagged", "")),
+                                       line.get("error", ""))
+        return found
+
+    def done_before(self, plan: _Plan, out_dir: Path) -> RowResult | None:
+        old = self.previous.get(plan.row)
+        if not old or old.status != "ok" or old.file != plan.name:
+            return None
+        path = out_dir / old.file
+        if path.is_file() and _sha256_file(path) == old.sha256:
+            return old
+        return None
+
+    def append(self, result: RowResult) -> None:
+        self._writer.writerow(result.as_manifest())
+        self._flush()
+
+    def _flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def finish(self, results: list[RowResult]) -> None:
+        self._fh.close()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\r\n")
+        writer.writeheader()
+        for result in sorted(results, key=lambda r: r.row):
+            writer.writerow(result.as_manifest())
+        write_atomic(self.path, buffer.getvalue().encode("utf-8"), overwrite=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError("The output path is a file", [
+            Problem("--out", f"{out_dir} is not a folder", "give a folder path")])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / INCOMPLETE).mkdir(exist_ok=True)
+    for stale in (out_dir / INCOMPLETE).iterdir():
+        stale.unlink()  # left by a killed run: never a finished packet
+    if (out_dir / MANIFEST).exists() and not (resume or force):
+        raise OutputError("The output folder already has a batch in it", [
+            Problem("--out", f"{out_dir / MANIFEST} exists",
+                    "add --resume to finish that batch, --force to redo it, or pick a new folder")])
+
+
+ProgressFn = Callable[[int, int, Summary], None]
+
+
+def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: BatchSettings | None = None,
+              jobs: int | None = None, resume: bool = False, force: bool = False,
+              name_pattern: str | None = None, encoding: str | None = None,
+              progress: ProgressFn | None = None, combined: Path | None = None,
+              duplex: bool = False) -> Summary:
+    """Render a packet for every good row of the CSV into out_dir.
+
+    With ``combined``, also write every ok packet, in row order, into one
+    print file (``duplex``: each packet starts on a front side).
+    """
+    settings = settings or BatchSettings()
+    pattern = name_pattern or DEFAULT_PATTERN
+    check_pattern(pattern)
+    source = open_csv(csv_path, encoding)
+    out = Path(out_dir)
+    _prepare_out_dir(out, resume, force)
+    from .render import get_renderer
+
+    renderer = get_renderer(settings.brand, settings.protocol, settings.font_dir, settings.paper)
+
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    manifest = Manifest(out, resume)
+    records: dict[int, PacketRecord] = {}  # kept only for the print file
+    summary = Summary(total=source.rows)
+    started = time.perf_counter()
+
+    def record(result: RowResult, already: bool = False) -> None:
+        summary.results.append(result)
+        if already:
+            summary.already_done += 1
+        elif result.status == "ok":
+            summary.ok += 1
+        elif result.status == "error":
+            summary.failed += 1
+        else:
+            summary.skipped += 1
+        if not already:
+            manifest.append(result)
+        summary.seconds = time.perf_counter() - started
+        if progress:
+            progress(len(summary.results), summary.total, summary)
+
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                 initargs=(settings,)) as pool:
+            pending: set[Future[RowResult]] = set()
+            for plan in _plan_rows(source, pattern, renderer.fonts):
+                if plan.result is not None:
+                    record(plan.result)
+                    continue
+                if combined is not None and plan.record is not None:
+                    records[plan.row] = plan.record
+                done = manifest.done_before(plan, out) if resume else None
+                if done is not None:
+                    record(done, already=True)
+                    continue
+                assert plan.record is not None
+                pending.add(pool.submit(render_row, plan.row, plan.record, str(out), plan.name))
+                if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(future.result())
+            for future in pending:
+                record(future.result())
+    finally:
+        summary.seconds = time.perf_counter() - started
+        if len(summary.results) == source.rows:
+            manifest.finish(summary.results)
+            _remove_if_empty(out / INCOMPLETE)
+    summary.results.sort(key=lambda r: r.row)
+    if combined is not None:
+        from .combined import build_combined
+
+        packets = [(out / r.file, r.sha256, records[r.row]) for r in summary.results
+                   if r.status == "ok"]
+        summary.combined_pages = build_combined(packets, Path(combined), renderer, duplex,
+                                                overwrite=force or resume)
+    return summary

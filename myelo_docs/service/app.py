@@ -1,0 +1,365 @@
+"""The HTTP service: the JSON API, the FHIR endpoint and the nurse's page.
+
+Every route is a thin adapter: parse, validate with the same model as the
+CLI, render in the worker pool (pool.py), answer. FastAPI is used for the
+OpenAPI document it builds from the same pydantic models.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .. import __version__
+from ..brand import load_brand
+from ..content import available_languages, load_content
+from ..errors import MyeloDocsError, Problem, RecordError
+from ..output import default_packet_name
+from ..record import MyelogramType, problems_from, validate_record
+from ..render import validate_language
+from ..schema import record_schema
+from .middleware import AccessLog, Guard, NoTracebacks
+from .pool import Busy, RenderPool, RenderTimeout
+from .web import STATIC, FormState, NursePage
+
+TOKEN_VARIABLE = "MYELO_DOCS_TOKEN"
+JSON_TYPES = ("application/json", "application/fhir+json")
+FHIR_JSON = "application/fhir+json"
+REF = "#/components/schemas/{model}"
+DESCRIPTION = (
+    "Prints the handout and the discharge packet a myelogram patient takes home. "
+    "Send a patient record as JSON and get a self-checked PDF back. When the server "
+    f"has a token ({TOKEN_VARIABLE}), send it as 'Authorization: Bearer <token>'."
+)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    host: str = "127.0.0.1"
+    token: str | None = None
+    render_timeout: float = 30.0
+    max_body: int = 256 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could point anywhere
+
+
+def check_binding(settings: ServiceSettings) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if not is_loopback(settings.host) and not settings.token:
+        from ..errors import ConfigError
+
+        raise ConfigError("A token is needed to listen on a network address", [
+            Problem("--host", f"'{settings.host}' is reachable from other machines",
+                    f"set the environment variable {TOKEN_VARIABLE} to a long random secret, "
+                    "or listen on 127.0.0.1")])
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, problems: list[Problem],
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.problems, self.headers = problems, headers or {}
+
+
+class ProblemOut(BaseModel):
+    field: str
+    problem: str
+    fix: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    problems: list[ProblemOut]
+
+
+class HandoutRequest(BaseModel):
+    """The education handout for one type: no patient details."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: MyelogramType
+    language: str = "en"
+    large_print: bool = False
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+def _error_body(error: str, message: str, problems: list[Problem]) -> dict[str, Any]:
+    return {"error": error, "message": message, "problems": [p.as_dict() for p in problems]}
+
+
+def _token_ok(header: str, token: str) -> bool:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":  # the nurse's browser: any user name, the token as password
+        try:
+            value = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def _cross_site(request: Request) -> bool:
+    """Was this form posted by another site's page (a forged request)?"""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin", "null")  # "null" when the referrer is withheld
+    return origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host")
+
+
+def _pdf(pdf: bytes, name: str) -> Response:
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+async def _json_body(request: Request) -> Any:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES:
+        raise ApiError(415, "UnsupportedMediaType", "Send the body as JSON",
+                       [Problem("Content-Type", "is not application/json",
+                                "send the header Content-Type: application/json")])
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "bytes"
+        raise ApiError(400, "InvalidJSON", "The body is not valid JSON",
+                       [Problem("body", f"is not valid JSON ({where})",
+                                "send one JSON object in UTF-8")]) from None
+
+
+PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The PDF, self-checked",
+          "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+    400: {"model": ErrorOut, "description": "The body is not JSON"},
+    401: {"model": ErrorOut, "description": "The server has a token and it was not sent"},
+    413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB)"},
+    415: {"model": ErrorOut, "description": "The body is not sent as JSON"},
+    422: {"model": ErrorOut, "description": "The record has problems; each names its field"},
+    503: {"model": ErrorOut, "description": "Every worker is busy; retry after Retry-After s"},
+    504: {"model": ErrorOut, "description": "The render took longer than the time limit"},
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    """An OpenAPI request body of one of our models (FastAPI does not parse it for us)."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": REF.format(model=schema)}}}}}
+
+
+def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> FastAPI:
+    """The ASGI app over a started RenderPool."""
+    settings = settings or ServiceSettings()
+    check_binding(settings)
+    page = NursePage(load_brand(pool.settings.brand))
+    app = FastAPI(title="myelo-docs", version=__version__, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)
+
+    def authorised(challenge: str) -> Any:
+        async def check(request: Request) -> None:
+            if settings.token and not _token_ok(request.headers.get("authorization", ""),
+                                                settings.token):
+                raise ApiError(401, "Unauthorized", "A valid token is needed", [
+                    Problem("Authorization", "is missing or wrong",
+                            f"send 'Authorization: Bearer <token>' with the server's "
+                            f"{TOKEN_VARIABLE}")], headers={"WWW-Authenticate": challenge})
+        return Depends(check)
+
+    api_auth = authorised("Bearer")
+    page_auth = authorised('Basic realm="myelo-docs", charset="UTF-8"')
+
+    async def render(kind: str, payload: dict[str, Any]) -> Any:
+        try:
+            return await pool.render(kind, payload, settings.render_timeout)
+        except Busy as exc:
+            raise ApiError(503, "Busy", "Every render worker is busy", [
+                Problem("server", "is busy", f"try again in {exc.retry_after} seconds")],
+                headers={"Retry-After": str(exc.retry_after)}) from None
+        except RenderTimeout:
+            raise ApiError(504, "Timeout", "The render took too long", [
+                Problem("server", f"did not finish within {settings.render_timeout:g} seconds",
+                        "try again; if it keeps happening, report it")]) from None
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_error_body(exc.error, exc.message, exc.problems), exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(MyeloDocsError)
+    async def _user_error(_: Request, exc: MyeloDocsError) -> JSONResponse:
+        return JSONResponse(exc.as_dict(), 422 if isinstance(exc, RecordError) else 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"].lower(),
+                            "correct the request") for e in exc.errors()]
+        return JSONResponse(_error_body("RecordError", "The request has problems", problems), 422)
+
+    # -- the JSON API ------------------------------------------------------
+
+    @app.get("/healthz", summary="Is the service up?")
+    async def healthz() -> dict[str, Any]:
+        """Liveness and load: the number of workers and of renders admitted now."""
+        return {"status": "ok", "version": __version__, "workers": pool.workers,
+                "in_flight": pool.in_flight, "limit": pool.limit}
+
+    @app.get("/v1/types", summary="The myelogram types and languages", dependencies=[api_auth])
+    async def types() -> dict[str, Any]:
+        """The values `type` and `language` may take."""
+        names = load_content("en").data["types"]
+        return {"types": [{"type": t.value, "title": names[t.value]["title"]}
+                          for t in MyelogramType],
+                "languages": available_languages()}
+
+    @app.post("/v1/packets", summary="The discharge packet PDF for one patient",
+              response_class=Response, responses=PDF_RESPONSES, openapi_extra=_body("PacketRecord"),
+              dependencies=[api_auth])
+    async def packets(request: Request) -> Response:
+        """Send a PacketRecord as JSON; get the packet PDF (every page carries the patient's
+        name, date of birth and MRN). Problems come back as 422 with one entry per field."""
+        record = validate_record(await _json_body(request))
+        rendered = await render("packet", record.model_dump(mode="json"))
+        return _pdf(rendered.pdf, default_packet_name(record))
+
+    @app.post("/v1/handouts", summary="The education handout PDF for one myelogram type",
+              response_class=Response, responses=PDF_RESPONSES,
+              openapi_extra=_body("HandoutRequest"), dependencies=[api_auth])
+    async def handouts(request: Request) -> Response:
+        """Send {"type": "lumbar", "language": "en", "large_print": false}; no patient data."""
+        data = await _json_body(request)
+        try:
+            wanted = HandoutRequest.model_validate(data)
+        except ValidationError as exc:
+            raise RecordError("The handout request has problems", problems_from(exc)) from None
+        language = validate_language(wanted.language)
+        rendered = await render("handout", {"type": wanted.type.value, "language": language,
+                                            "large_print": wanted.large_print})
+        return _pdf(rendered.pdf, f"myelogram-handout-{wanted.type.value}-{language}.pdf")
+
+    @app.post("/v1/fhir/packets", summary="The packet for a FHIR R4 Bundle",
+              response_class=Response,
+              responses={**PDF_RESPONSES, 200: {
+                  "description": "The PDF, or with 'Accept: application/fhir+json' a FHIR R4 "
+                                 "DocumentReference carrying it",
+                  "content": {"application/pdf": {}, FHIR_JSON: {}}}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  FHIR_JSON: {"schema": {"type": "object"}},
+                  "application/json": {"schema": {"type": "object"}}}}},
+              dependencies=[api_auth])
+    async def fhir_packets(request: Request) -> Response:
+        """Send a Bundle with a Patient and a Procedure or ServiceRequest for the
+        myelogram (CPT 62302/62303/62304). Problems name the FHIR path."""
+        from ..fhir import document_reference, packet_from_bundle
+
+        source = packet_from_bundle(await _json_body(request))
+        try:
+            rendered = await render("packet", source.record.model_dump(mode="json"))
+        except RecordError as exc:
+            raise source.explain(exc) from None
+        if FHIR_JSON in request.headers.get("accept", ""):
+            body = json.dumps(document_reference(rendered.pdf, source))
+            return Response(body, media_type=FHIR_JSON)
+        return _pdf(rendered.pdf, default_packet_name(source.record))
+
+    # -- the nurse's page -------------------------------------------------
+
+    def html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+        return HTMLResponse(text, status, headers=headers)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False,
+             dependencies=[page_auth])
+    async def form() -> HTMLResponse:
+        return html(page.html(FormState()))
+
+    @app.post("/", include_in_schema=False, dependencies=[page_auth])
+    async def submit(request: Request) -> Response:
+        if _cross_site(request):
+            raise ApiError(403, "Forbidden", "The form was sent from another site", [])
+        try:
+            state = FormState.from_body(await request.body())
+        except UnicodeDecodeError:
+            raise ApiError(400, "BadForm", "The form is not UTF-8", []) from None
+        if state.action != "print":
+            added = "med_name_" if state.action == "add_medicine" else "instruction_"
+            rows = state.medicine_rows if state.action == "add_medicine" else \
+                state.instruction_rows
+            return html(page.html(state, focus=f"{added}{rows}"))
+        data, where = state.record_data()
+        try:
+            record = validate_record(data)
+            rendered = await pool.render("packet", record.model_dump(mode="json"),
+                                         settings.render_timeout)
+        except RecordError as exc:
+            return html(page.html(state, exc.problems, where), 422)
+        except Busy as exc:
+            notice = f"The printer service is busy. Wait {exc.retry_after} seconds, then " \
+                     "press Print packet again."
+            return html(page.html(state, notice=notice), 503,
+                        headers={"Retry-After": str(exc.retry_after)})
+        except RenderTimeout:
+            return html(page.html(state, notice="The packet took too long. Press Print "
+                                                "packet again."), 504)
+        return _pdf(rendered.pdf, default_packet_name(record))
+
+    @app.get("/static/nurse.css", include_in_schema=False)
+    async def css() -> Response:
+        return Response((STATIC / "nurse.css").read_bytes(), media_type="text/css")
+
+    @app.get("/brand.css", include_in_schema=False)
+    async def brand_css() -> Response:
+        return Response(page.brand_css(), media_type="text/css")
+
+    @app.get("/brand/logo", include_in_schema=False)
+    async def logo() -> Response:
+        path = page.brand.logo_path  # only ever the configured brand's own logo
+        kind = "image/svg+xml" if path.suffix.lower() == ".svg" else "image/png"
+        return Response(path.read_bytes(), media_type=kind)
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return html(page.env.get_template("docs.html.j2").render(spec=app.openapi()))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in (("PacketRecord", record_schema(REF)),
+                                 ("HandoutRequest",
+                                  HandoutRequest.model_json_schema(ref_template=REF))):
+                schema.pop("$schema", None)
+                schemas.update(schema.pop("$defs", {}))
+                schemas[name] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    known = {route.path for route in app.routes}  # type: ignore[attr-defined]
+    app.add_middleware(NoTracebacks)
+    app.add_middleware(Guard, max_body=settings.max_body)
+    app.add_middleware(AccessLog, known_paths=lambda: known)
+    return app

@@ -1,0 +1,164 @@
+"""ASGI middleware: the access log, safety headers, the body limit, no tracebacks.
+
+Patient data never reaches a log: the access log has the method, the route
+(never a query string or body; a path that is not one of ours is logged as
+"-"), the status and the time taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("myelo_docs.access")
+error_log = logging.getLogger("myelo_docs.service")
+
+# No scripts at all; styles and images only from this server; forms post only here.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any],
+                    headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+        *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+class AccessLog:
+    """One line per request: method, route, status, milliseconds."""
+
+    def __init__(self, app: ASGIApp, known_paths: Callable[[], set[str]]):
+        self.app = app
+        self.known_paths = known_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            path = scope["path"] if scope["path"] in self.known_paths() else "-"
+            access_log.info("%s %s %d %.0fms", scope["method"], path, status,
+                            (time.perf_counter() - started) * 1000)
+
+
+class Guard:
+    """Safety headers on every response, and the request body limit (413)."""
+
+    def __init__(self, app: ASGIApp, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self._headers(message)]
+            await send(message)
+
+        body = await self._read_body(scope, receive, with_headers)
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, with_headers)
+
+    @staticmethod
+    def _headers(message: Message) -> list[tuple[bytes, bytes]]:
+        kind = dict(message.get("headers", [])).get(b"content-type", b"")
+        headers = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"no-referrer")]
+        if kind.startswith(b"text/html"):
+            headers += [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY")]
+        elif kind.startswith(b"image/svg"):
+            headers.append((b"content-security-policy", SVG_CSP.encode()))
+        return headers
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None after answering 413 (or when the client left)."""
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await self._too_large(send)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._too_large(send)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _too_large(self, send: Send) -> None:
+        kb = self.max_body // 1024
+        await send_json(send, 413, {
+            "error": "RequestTooLarge", "message": f"The request is larger than {kb} KB",
+            "problems": [{"field": "body", "problem": f"is larger than {kb} KB",
+                          "fix": "send one record per request"}]})
+
+
+class NoTracebacks:
+    """A bug answers 500 with a plain message; only the exception's type is logged."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:  # the message could hold patient data, so only the type
+            error_log.error("internal error (%s) on %s", type(exc).__name__, scope["method"])
+            if not started:
+                await send_json(send, 500, {
+                    "error": "InternalError",
+                    "message": "Something went wrong inside myelo-docs. This is a bug.",
+                    "problems": []})

@@ -1,0 +1,173 @@
+"""A QR code on every page of a packet, for the hospital's document scanner.
+
+Payload (UTF-8, with an ECI marker when it is not plain ASCII)::
+
+    MYELO|<kind>|<page>/<total>|<MRN>
+
+for example ``MYELO|packet|3/8|00123456``. The MRN comes last and is printed
+as given, so a scanner rule can split on the first three ``|`` and keep the
+rest, even if an MRN itself holds a ``|``.
+
+The code is drawn while WeasyPrint writes the PDF (a ``finisher``): plain
+filled rectangles appended to each page's content stream, marked as an
+artifact so the tagged (PDF/UA) structure is untouched and screen readers
+skip it. No font, no image, no second parse of the PDF. It sits in the bottom
+margin, right edges aligned with the text, inside print.css's reserved space.
+``check_codes`` reads it back with PDFium for the self-check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pypdfium2 as pdfium
+import segno
+
+from .errors import Problem
+
+PREFIX = "MYELO"
+MM = 72 / 25.4  # PDF points per millimetre
+SIDE_MM = 12.0  # the symbol, without its quiet zone
+BOTTOM_MM = 5.0  # page bottom edge to the symbol: most printers can't print the last ~4.2 mm
+RIGHT_MM = 16.0  # page right edge to the symbol: the page's right margin in print.css
+QUIET_MODULES = 4  # the blank border a QR reader needs
+
+PayloadFor = Callable[[int, int], str]  # (page, total) -> payload
+
+
+def code_payload(kind: str, mrn: str, page: int, total: int) -> str:
+    return f"{PREFIX}|{kind}|{page}/{total}|{mrn}"
+
+
+def payloads_for(kind: str, mrn: str) -> PayloadFor:
+    return lambda page, total: code_payload(kind, mrn, page, total)
+
+
+@lru_cache(maxsize=256)
+def code_matrix(payload: str) -> tuple[tuple[bool, ...], ...]:
+    """The QR modules, dark = True, without the quiet zone."""
+    plain = payload.isascii()
+    qr = segno.make(payload, error="m", micro=False,
+                    encoding=None if plain else "utf-8", eci=not plain)
+    return tuple(tuple(bool(m) for m in row) for row in qr.matrix)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where a symbol sits on a page, in PDF points (origin bottom left)."""
+
+    x: float
+    y: float
+    side: float
+    modules: int
+
+    @property
+    def module(self) -> float:
+        return self.side / self.modules
+
+    @property
+    def quiet(self) -> float:
+        return QUIET_MODULES * self.module
+
+
+def code_box(page_right: float, page_bottom: float, modules: int) -> Box:
+    side = SIDE_MM * MM
+    return Box(page_right - RIGHT_MM * MM - side, page_bottom + BOTTOM_MM * MM, side, modules)
+
+
+def drawing(matrix: Sequence[Sequence[bool]], box: Box) -> bytes:
+    """Content-stream operators filling the dark modules, one rectangle per run."""
+    unit = box.module
+    top = box.y + box.side
+    rects = []
+    for r, row in enumerate(matrix):
+        y = top - (r + 1) * unit
+        c, n = 0, len(row)
+        while c < n:
+            if not row[c]:
+                c += 1
+                continue
+            start = c
+            while c < n and row[c]:
+                c += 1
+            rects.append(f"{box.x + start * unit:.3f} {y:.3f} {(c - start) * unit:.3f} "
+                         f"{unit:.3f} re")
+    return ("/Artifact BMC\nq\n0 g\n" + "\n".join(rects) + "\nf\nQ\nEMC").encode("ascii")
+
+
+def stamp_pages(pdf: object, payload_for: PayloadFor) -> None:
+    """Append a QR code to every page of a pydyf.PDF before WeasyPrint writes it."""
+    objects = pdf.objects  # type: ignore[attr-defined]
+    numbers = pdf.pages["Kids"][::3]  # type: ignore[attr-defined]
+    total = len(numbers)
+    for page_number, number in enumerate(numbers, start=1):
+        page = objects[number]
+        llx, lly, urx, ury = (float(v) for v in page["MediaBox"])
+        stream = objects[int(page["Contents"].split()[0])]
+        matrix = code_matrix(payload_for(page_number, total))
+        # WeasyPrint's stream starts with a bare "cm" (a y-flip) and never
+        # restores it; wrap the page in q/Q so we draw in plain page space.
+        stream.stream.insert(0, b"q")
+        stream.stream.append(b"Q")
+        stream.stream.append(drawing(matrix, code_box(urx, lly, len(matrix))))
+
+
+def check_codes(pdf: bytes, payload_for: PayloadFor, first: int = 0,
+                count: int | None = None) -> list[Problem]:
+    """Read each page's code area back with PDFium and compare it module by module.
+
+    Checks ``count`` pages from index ``first`` (all by default: one packet,
+    or one packet inside a larger print file) as pages 1..count. Renders only
+    the code and its quiet zone, a few ms a page, and checks each module is
+    dark or light as the expected payload demands and the quiet zone is
+    blank, so nothing was printed over it.
+    """
+    document = pdfium.PdfDocument(pdf)
+    try:
+        total = len(document) - first if count is None else count
+        problems = []
+        for number in range(1, total + 1):
+            page = document[first + number - 1]
+            try:
+                if not _matches(page, code_matrix(payload_for(number, total))):
+                    problems.append(Problem(
+                        f"page {first + number}",
+                        "does not carry this patient's scannable code for this page",
+                        "report this as a bug; the packet was not written"))
+            finally:
+                page.close()
+        return problems
+    finally:
+        document.close()
+
+
+def _matches(page: pdfium.PdfPage, wanted: Sequence[Sequence[bool]]) -> bool:
+    width, height = page.get_size()
+    n = len(wanted)
+    box = code_box(width, 0.0, n)
+    scale = max(2.0, 5.0 / box.module)  # about 5 pixels a module
+    left = box.x - box.quiet
+    right = box.x + box.side + box.quiet
+    bottom = box.y - box.quiet
+    top = box.y + box.side + box.quiet
+    bitmap = page.render(scale=scale, crop=(left, bottom, width - right, height - top),
+                         grayscale=True, fill_color=(255, 255, 255, 255))
+    try:
+        buffer, stride, channels = bitmap.buffer, bitmap.stride, bitmap.n_channels
+        grid = n + 2 * QUIET_MODULES
+        step = box.module * scale
+        for r in range(grid):
+            py = int((r + 0.5) * step)
+            for c in range(grid):
+                px = int((c + 0.5) * step)
+                dark = buffer[py * stride + px * channels] < 128
+                inside = (QUIET_MODULES <= r < n + QUIET_MODULES
+                          and QUIET_MODULES <= c < n + QUIET_MODULES)
+                expected = inside and wanted[r - QUIET_MODULES][c - QUIET_MODULES]
+                if dark != expected:
+                    return False
+        return True
+    finally:
+        bitmap.close()

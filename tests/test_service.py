@@ -1,0 +1,437 @@
+"""The HTTP service: in-process calls for each rule, then the real `myelo-docs serve`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from conftest import BASE_RECORD, ROOT, flat, pages_text, record
+from myelo_docs import ConfigError
+from myelo_docs.service import RenderPool, RenderSettings, ServiceSettings, create_app
+
+PHI = ("Rosalind", "Testpatient", "4471902", "1958-07-14")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = RenderPool(RenderSettings(), workers=1, queue=0).start()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def client(pool):
+    return TestClient(create_app(pool))
+
+
+def wait_idle(pool: RenderPool) -> None:
+    deadline = time.monotonic() + 60
+    while pool.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_packet_is_a_pdf_with_safe_name_and_no_store(client):
+    response = client.post("/v1/packets", json=BASE_RECORD)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["cache-control"] == "no-store"
+    disposition = response.headers["content-disposition"]
+    assert re.fullmatch(r'inline; filename="myelogram-packet-2026-11-25-[0-9a-f]{10}\.pdf"',
+                        disposition)
+    texts = pages_text(response.content)
+    assert len(texts) >= 5
+    assert all("Rosalind Testpatient" in flat(t) and "TST-4471902" in t for t in texts)
+
+
+def test_bad_record_is_422_with_every_field_and_no_values(client):
+    bad = record(date_of_birth="14/07/1958", patient_nme="x", mrn="")
+    del bad["type"]
+    response = client.post("/v1/packets", json=bad)
+    assert response.status_code == 422
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "RecordError"
+    fields = {p["field"] for p in body["problems"]}
+    assert fields == {"type", "date_of_birth", "patient_nme", "mrn"}
+    assert all(p["fix"] for p in body["problems"])
+    assert "Rosalind" not in response.text and "14/07/1958" not in response.text
+
+
+def test_body_size_limit_413_with_and_without_content_length(client):
+    big = {**BASE_RECORD, "follow_up": "x" * (300 * 1024)}
+    response = client.post("/v1/packets", json=big)
+    assert response.status_code == 413
+    assert response.json()["problems"][0]["field"] == "body"
+
+    def chunks():
+        data = json.dumps(big).encode()
+        for i in range(0, len(data), 16 * 1024):
+            yield data[i:i + 16 * 1024]
+
+    response = client.post("/v1/packets", content=chunks(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_not_json_is_refused_plainly(client):
+    response = client.post("/v1/packets", content=b"type=lumbar",
+                           headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    response = client.post("/v1/packets", content=b"{not json",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "line 1" in response.json()["problems"][0]["problem"]
+
+
+def test_handout_pdf_and_bad_type(client):
+    response = client.post("/v1/handouts", json={"type": "Cervical"})
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == \
+        'inline; filename="myelogram-handout-cervical-en.pdf"'
+    assert "cervical myelogram" in flat(" ".join(pages_text(response.content))).lower()
+    response = client.post("/v1/handouts", json={"type": "spinal", "colour": "red"})
+    assert response.status_code == 422
+    assert {p["field"] for p in response.json()["problems"]} == {"type", "colour"}
+
+
+def test_types_health_openapi_and_docs(client):
+    types = client.get("/v1/types").json()
+    assert [t["type"] for t in types["types"]] == ["cervical", "thoracic", "lumbar"]
+    assert "en" in types["languages"]
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["workers"] == 1
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/packets"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"] == "#/components/schemas/PacketRecord"
+    record_schema = spec["components"]["schemas"]["PacketRecord"]
+    assert set(record_schema["required"]) == {"type", "patient_name", "date_of_birth", "mrn",
+                                              "procedure_date"}
+    assert "application/pdf" in spec["paths"]["/v1/packets"]["post"]["responses"]["200"]["content"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "POST /v1/packets" in docs.text and "<script" not in docs.text
+    assert "default-src 'none'" in docs.headers["content-security-policy"]
+
+
+class _Form(HTMLParser):
+    """Collects the form's controls, labels and error messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: dict[str, dict[str, str]] = {}
+        self.labels: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self.textareas: dict[str, str] = {}
+        self._in: str | None = None
+        self._text = ""
+        self.inline_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.inline_style |= "style" in a or tag in ("style", "script")
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden",):
+            self.controls[a["id"]] = a
+        if tag == "label":
+            self.labels.add(a["for"])
+        if tag == "p" and "field-error" in a.get("class", ""):
+            self._in, self._text = a["id"].removesuffix("-error"), ""
+        if tag == "textarea":
+            self._in, self._text = "textarea:" + a["id"], ""
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in and tag in ("p", "textarea"):
+            if self._in.startswith("textarea:"):
+                self.textareas[self._in.removeprefix("textarea:")] = self._text
+            else:
+                self.errors[self._in] = self._text.strip()
+            self._in = None
+
+
+def parse_form(html: str) -> _Form:
+    form = _Form()
+    form.feed(html)
+    return form
+
+
+def test_nurse_page_is_labelled_branded_and_locked_down(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    form = parse_form(response.text)
+    assert not form.inline_style
+    assert set(form.controls) <= form.labels, "every control has a label"
+    for name in ("patient_name", "date_of_birth", "mrn", "procedure_date", "physician", "nurse",
+                 "follow_up", "med_name_1", "med_instruction_3", "instruction_2", "language",
+                 "large_print", "type-lumbar"):
+        assert name in form.controls
+    assert "Demo General Hospital" in response.text
+    assert client.get("/brand.css").text.strip().startswith(":root { --primary: #1F4E79;")
+    logo = client.get("/brand/logo")
+    assert logo.headers["content-type"] == "image/svg+xml"
+    assert logo.content.startswith(b"<svg")
+    assert client.get("/static/nurse.css").headers["content-type"].startswith("text/css")
+
+
+def test_form_errors_sit_next_to_fields_and_keep_every_value(client):
+    typed = {"type": "thoracic", "patient_name": "Rosalind Testpatient",
+             "date_of_birth": "2099-01-01", "mrn": "TST-4471902", "procedure_date": "2026-11-25",
+             "follow_up": "Clinic <b>Tuesday</b>", "med_name_2": "Warfarin",
+             "med_instruction_2": "", "instruction_1": "Walk daily.", "large_print": "yes",
+             "language": "en", "medicine_rows": "3", "instruction_rows": "2", "action": "print"}
+    response = client.post("/", data=typed)
+    assert response.status_code == 422
+    form = parse_form(response.text)
+    assert form.errors["date_of_birth"].startswith("Error: Is in the future")
+    assert form.errors["med_instruction_2"].startswith("Error: Is empty")
+    assert set(form.errors) == {"date_of_birth", "med_instruction_2"}
+    assert form.controls["date_of_birth"]["aria-invalid"] == "true"
+    assert "date_of_birth-error" in form.controls["date_of_birth"]["aria-describedby"]
+    assert form.controls["patient_name"]["value"] == "Rosalind Testpatient"
+    assert form.controls["mrn"]["value"] == "TST-4471902"
+    assert form.controls["med_name_2"]["value"] == "Warfarin"
+    assert form.controls["instruction_1"]["value"] == "Walk daily."
+    assert "checked" in form.controls["type-thoracic"]
+    assert "checked" in form.controls["large_print"]
+    assert form.textareas["follow_up"] == "Clinic <b>Tuesday</b>"  # kept, and escaped
+    assert '<a href="#date_of_birth">' in response.text  # the summary links to the field
+
+
+def test_add_medicine_row_without_javascript(client):
+    response = client.post("/", data={"patient_name": "Rosalind Testpatient",
+                                      "medicine_rows": "3", "action": "add_medicine"})
+    assert response.status_code == 200
+    form = parse_form(response.text)
+    assert "med_name_4" in form.controls and "med_name_5" not in form.controls
+    assert "autofocus" in form.controls["med_name_4"]
+    assert form.controls["patient_name"]["value"] == "Rosalind Testpatient"
+
+
+def test_form_posted_from_another_site_is_refused(client):
+    response = client.post("/", data={"action": "print"}, headers={"sec-fetch-site": "cross-site"})
+    assert response.status_code == 403
+
+
+def test_token_required_off_loopback(pool):
+    with pytest.raises(ConfigError) as caught:
+        create_app(pool, ServiceSettings(host="0.0.0.0"))
+    assert "MYELO_DOCS_TOKEN" in str(caught.value)
+    secured = TestClient(create_app(pool, ServiceSettings(host="0.0.0.0", token="s3cret-token")))
+    response = secured.post("/v1/packets", json={})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    bad = {"authorization": "Bearer wrong"}
+    assert secured.post("/v1/packets", json={}, headers=bad).status_code == 401
+    good = {"authorization": "Bearer s3cret-token"}
+    assert secured.post("/v1/packets", json={}, headers=good).status_code == 422  # past the door
+    page = secured.get("/")
+    assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic")
+    basic = base64.b64encode(b"nurse:s3cret-token").decode()
+    assert secured.get("/", headers={"authorization": f"Basic {basic}"}).status_code == 200
+    assert secured.get("/healthz").status_code == 200
+
+
+def test_busy_workers_answer_503_with_retry_after(client, pool):
+    wait_idle(pool)
+    first: dict[str, int] = {}
+    thread = threading.Thread(
+        target=lambda: first.update(status=client.post("/v1/packets", json=BASE_RECORD)
+                                    .status_code))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while pool.in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = client.post("/v1/packets", json=BASE_RECORD)
+    thread.join()
+    assert second.status_code == 503
+    assert int(second.headers["retry-after"]) >= 1
+    assert second.json()["error"] == "Busy"
+    assert first["status"] == 200
+
+
+def test_render_timeout_is_504(pool):
+    wait_idle(pool)
+    hasty = TestClient(create_app(pool, ServiceSettings(render_timeout=0.05)))
+    response = hasty.post("/v1/packets", json=BASE_RECORD)
+    assert response.status_code == 504
+    assert response.json()["error"] == "Timeout"
+    wait_idle(pool)
+
+
+def test_fhir_endpoint_gives_pdf_or_document_reference(client):
+    bundle = (ROOT / "tests" / "data" / "fhir" / "cervical-servicerequest.json").read_bytes()
+    headers = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
+    response = client.post("/v1/fhir/packets", content=bundle, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json"
+    assert response.headers["cache-control"] == "no-store"
+    reference = response.json()
+    assert reference["resourceType"] == "DocumentReference"
+    pdf = base64.b64decode(reference["content"][0]["attachment"]["data"])
+    assert "Cedric Servicerequest" in flat(pages_text(pdf)[0])
+    assert "cervical myelogram" in flat(" ".join(pages_text(pdf))).lower()
+
+    broken = json.loads(bundle)
+    del broken["entry"][0]["resource"]["birthDate"]
+    response = client.post("/v1/fhir/packets", json=broken)
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "Bundle.entry[Patient].birthDate"
+
+
+def test_access_log_has_no_patient_data(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.post("/v1/packets", json=record(mrn="TST-4471902x"))
+    client.post("/v1/packets", json=record(date_of_birth="1958-07-14x"))
+    client.post("/", data={"patient_name": "Rosalind Testpatient", "date_of_birth": "1958-07-14",
+                           "action": "print"})
+    client.get("/?patient=Rosalind+Testpatient&mrn=TST-4471902")
+    client.get("/patients/Rosalind-Testpatient")
+    # Everything logged on the server side (httpx is the test's own client).
+    lines = [r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    access = [r.getMessage() for r in caplog.records if r.name == "myelo_docs.access"]
+    assert re.fullmatch(r"POST /v1/packets 200 \d+ms", access[0])
+    assert re.fullmatch(r"POST /v1/packets 422 \d+ms", access[1])
+    assert re.fullmatch(r"POST / 422 \d+ms", access[2])
+    assert re.fullmatch(r"GET / 200 \d+ms", access[3])
+    assert re.fullmatch(r"GET - 404 \d+ms", access[4])
+    for line in lines:
+        assert not any(value in line for value in PHI), line
+
+
+def test_a_dead_worker_is_replaced(client, pool):
+    wait_idle(pool)
+    workers = list(pool._executor._processes)  # the pool's own worker processes
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    time.sleep(0.5)
+    response = client.post("/v1/packets", json=BASE_RECORD)
+    assert response.status_code == 503  # the broken pool is replaced...
+    wait_idle(pool)
+    assert client.post("/v1/packets", json=BASE_RECORD).status_code == 200  # ...and works
+
+
+# -- the real thing: `myelo-docs serve` as its own process ------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def serve_command() -> list[str]:
+    script = Path(sys.executable).parent / "myelo-docs"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "myelo_docs"]
+
+
+@contextmanager
+def running_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+                   ) -> Iterator[Server]:
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([*serve_command(), "serve", "--port", str(port),
+                                    "--workers", "1", *args],
+                                   stdout=sink, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, server.log_text()
+            try:
+                if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_myelo_docs_serve_over_http(tmp_path):
+    with running_server(tmp_path) as server:
+        response = httpx.post(server.url + "/v1/packets", json=BASE_RECORD, timeout=60)
+        assert response.status_code == 200
+        assert "Rosalind Testpatient" in flat(pages_text(response.content)[0])
+
+        # The README's curl examples, pointed at this server's port.
+        assert shutil.which("curl"), "scripts/install.sh installs curl"
+        (tmp_path / "record.json").write_text(json.dumps(BASE_RECORD))
+        port = server.url.rsplit(":", 1)[1]
+        commands = re.findall(r"```sh\n(curl .*?)\n```",
+                              readme_section("HTTP service") + readme_section("FHIR"), re.S)
+        assert len(commands) == 2
+        for command in commands:
+            command = command.replace("8000", port).replace("@tests/", f"@{ROOT}/tests/")
+            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+        pdf = (tmp_path / "packet.pdf").read_bytes()
+        assert "Rosalind Testpatient" in flat(PdfReader(io.BytesIO(pdf)).pages[0].extract_text())
+        reference = json.loads((tmp_path / "docref.json").read_text())
+        attached = base64.b64decode(reference["content"][0]["attachment"]["data"])
+        assert "Rosalind Maria Fhirpatient" in flat(pages_text(attached)[0])
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
+    log = server.log_text()
+    assert re.search(r"myelo_docs.access: POST /v1/packets 200 \d+ms", log)
+    assert not any(value in log for value in PHI)
+    assert "Traceback" not in log
+
+
+def test_serve_refuses_network_address_without_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MYELO_DOCS_TOKEN"}
+    done = subprocess.run([*serve_command(), "serve", "--host", "0.0.0.0", "--port",
+                           str(free_port())], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 4
+    assert "MYELO_DOCS_TOKEN" in done.stderr
