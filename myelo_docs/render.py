@@ -8,6 +8,7 @@ the Python API, batch and HTTP all go through it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,7 @@ class Renderer:
                 url_fetcher=self.fetcher),
         ]
         self._page_css: dict[str, CSS] = {}
+        self._margin_css: dict[int, CSS] = {}
         self.provenance = renderer_provenance(self.brand, self.protocol, self.fonts)
 
     def _brand_css(self) -> str:
@@ -184,6 +186,30 @@ class Renderer:
             "spine_url": (templates_dir() / "images" / f"spine-{type_name}.svg").as_uri(),
         }
 
+    def _header_room(self, context: dict[str, Any]) -> list[CSS]:
+        """A taller top margin when long identifiers need more header lines.
+
+        The header sits in the top margin and grows upwards; without room, a
+        long name would run off the top edge of the paper.
+        """
+        patient = context.get("patient")
+        if not patient:
+            return []
+        per_line = 26 if context["large_print"] else 40  # conservative: wide letters
+        line_mm = 6.6 if context["large_print"] else 4.4
+        lines = sum(math.ceil((len(label) + 2 + len(str(patient[key]))) / per_line)
+                    for key, label in (("name", context["L"]["name_short"]),
+                                       ("dob", context["L"]["dob_short"]),
+                                       ("mrn", context["L"]["mrn_short"])))
+        margin = max(32, 4 * math.ceil((14 + lines * line_mm) / 4))
+        if margin == 32:
+            return []
+        if margin not in self._margin_css:
+            self._margin_css[margin] = CSS(string=f"@page {{ margin-top: {margin}mm; }}",
+                                           font_config=self.font_config,
+                                           url_fetcher=self.fetcher)
+        return [self._margin_css[margin]]
+
     def _write(self, template: str, context: dict[str, Any], language: str,
                codes: PayloadFor | None = None, archive: bool = False) -> bytes:
         """Render a template to PDF with provenance metadata and, given codes,
@@ -204,7 +230,8 @@ class Renderer:
 
         with _GLYPH_WATCH.watching() as missing:
             pdf = html.write_pdf(
-                stylesheets=[*self.stylesheets, self._language_css(language)],
+                stylesheets=[*self.stylesheets, self._language_css(language),
+                             *self._header_room(context)],
                 font_config=self.font_config,
                 pdf_variant=ARCHIVE_VARIANT if archive else PDF_VARIANT,
                 pdf_tags=True,

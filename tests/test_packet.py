@@ -168,3 +168,19 @@ def test_longest_name_and_mrn_wrap_and_still_pass_the_check(renderer):
         compact = "".join(text.split())
         assert "".join(name.split()) in compact
         assert "M" * 40 in compact
+
+
+@pytest.mark.parametrize("large_print", [False, True])
+def test_longest_identifiers_stay_on_the_paper(renderer, large_print):
+    """The header grows upwards; long identifiers must not run off the top edge."""
+    import pypdfium2
+
+    name = ("Maximiliana Alexandra Bartholomew-Featherstonehaugh de la Santísima Trinidad "
+            "Wolfeschlegelsteinhausen-Bergerdorff")
+    document = renderer.packet(record(patient_name=name, mrn="W" * 40, large_print=large_print))
+    pdf = pypdfium2.PdfDocument(document.pdf)
+    for page in [pdf[0], pdf[len(pdf) - 1]]:
+        height = page.get_height()
+        text = page.get_textpage()
+        tops = [text.get_charbox(i)[3] for i in range(text.count_chars())]
+        assert max(tops) <= height - 5, "header text runs off the top of the page"
