@@ -28,7 +28,7 @@ from .brand import Brand, load_brand
 from .content import Content, load_content, localised
 from .errors import ConfigError, MissingGlyphError, Problem
 from .fetcher import LockedFetcher
-from .fonts import FontSet, check_glyphs, font_set
+from .fonts import FontSet, check_glyphs, font_set, header_lines
 from .protocol import Protocol, load_protocol
 from .provenance import CODE_FORMAT, add_info, content_provenance, renderer_provenance
 from .record import MyelogramType, PacketRecord, text_fields, validate_record
@@ -195,15 +195,16 @@ class Renderer:
         patient = context.get("patient")
         if not patient:
             return []
-        per_line = 26 if context["large_print"] else 40  # conservative: wide letters
-        line_mm = 6.6 if context["large_print"] else 4.4
-        lines = sum(math.ceil((len(label) + 2 + len(str(patient[key]))) / per_line)
-                    for key, label in (("name", context["L"]["name_short"]),
-                                       ("dob", context["L"]["dob_short"]),
-                                       ("mrn", context["L"]["mrn_short"])))
-        margin = max(32, 4 * math.ceil((14 + lines * line_mm) / 4))
-        if margin == 32:
+        size_pt = 15 if context["large_print"] else 10  # .running-header font sizes
+        page_mm = 216 if self.paper == "letter" else 210
+        column_pt = (page_mm - 32) * 0.53 * 72 / 25.4 * 0.95  # .identifiers, with slack
+        labels = context["L"]
+        lines = sum(header_lines(f"{labels[label]}: {patient[key]}", size_pt, column_pt)
+                    for key, label in (("name", "name_short"), ("dob", "dob_short"),
+                                       ("mrn", "mrn_short")))
+        if lines <= 3:  # what the standard 32 mm margin holds
             return []
+        margin = 32 + 4 * math.ceil((lines - 3) * size_pt * 1.25 * 25.4 / 72 / 4)
         if margin not in self._margin_css:
             self._margin_css[margin] = CSS(string=f"@page {{ margin-top: {margin}mm; }}",
                                            font_config=self.font_config,
