@@ -373,7 +373,7 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
 @click.option("--queue", default=8, show_default=True, type=click.IntRange(0, 1000),
               help="Requests that may wait for a free worker; past that the answer is 503.")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a render may take before the request gets 504.")
+              help="Seconds a request may wait for its PDF (queue included); then 504.")
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False),
               help="TLS certificate (PEM), to serve HTTPS without a proxy in front.")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),

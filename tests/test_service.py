@@ -326,9 +326,22 @@ def test_access_log_has_no_patient_data(client, caplog):
         assert not any(value in line for value in PHI), line
 
 
+def test_workers_are_recycled_and_still_render(client, pool):
+    wait_idle(pool)
+    before = set(pool._executor._processes)  # the pool's own worker processes
+    pool.recycle_after, pool._jobs = 1, 0
+    try:
+        response = client.post("/v1/packets", json=BASE_RECORD)
+    finally:
+        pool.recycle_after = 500
+    assert response.status_code == 200
+    assert "Rosalind Testpatient" in flat(pages_text(response.content)[0])
+    assert before and not before & set(pool._executor._processes)  # a fresh worker did it
+
+
 def test_a_dead_worker_is_replaced(client, pool):
     wait_idle(pool)
-    workers = list(pool._executor._processes)  # the pool's own worker processes
+    workers = list(pool._executor._processes)
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
     time.sleep(0.5)

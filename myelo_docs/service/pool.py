@@ -124,12 +124,17 @@ def _unwrap(result: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class RenderPool:
-    def __init__(self, settings: RenderSettings, workers: int = 2, queue: int = 8):
+    def __init__(self, settings: RenderSettings, workers: int = 2, queue: int = 8,
+                 recycle_after: int = 500):
         self.settings = settings
         self.workers = workers
         self.limit = workers + queue
+        # A worker's memory creeps up by some tens of KB per render (WeasyPrint and
+        # Pango caches); fresh workers every few hundred renders keep it bounded.
+        self.recycle_after = recycle_after
         self._lock = threading.Lock()
         self._admitted = 0
+        self._jobs = 0
         self._last_seconds = 1.0
         self._executor: ProcessPoolExecutor | None = None
 
@@ -173,13 +178,24 @@ class RenderPool:
         """Seconds until a slot is likely free: the queue ahead, at the last render speed."""
         return max(1, math.ceil(self._last_seconds * self.limit / self.workers))
 
+    def _recycle(self) -> None:
+        """After recycle_after jobs, new jobs go to fresh workers; the old ones finish theirs."""
+        with self._lock:
+            self._jobs += 1
+            if self._jobs < self.recycle_after or self._executor is None:
+                return
+            self._jobs = 0
+            old, self._executor = self._executor, self._new_executor()
+        old.shutdown(wait=False)
+
     async def render(self, kind: str, payload: dict[str, Any], timeout: float) -> Rendered:
         """Render in a worker. Raises Busy, RenderTimeout or the render's MyeloDocsError."""
-        executor = self._executor
-        if executor is None:
+        if self._executor is None:
             raise RuntimeError("the render pool is not started")
         if not self._admit():
             raise Busy(self.retry_after())
+        self._recycle()
+        executor = self._executor
         try:
             future: Future[dict[str, Any]] = executor.submit(run_job, kind, payload)
         except (BrokenProcessPool, RuntimeError):
