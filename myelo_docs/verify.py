@@ -42,51 +42,50 @@ def squash(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
-def _direction_runs(value: str) -> list[str]:
-    """Value split at spaces and where right-to-left letters meet anything else."""
+def _right_to_left(ch: str) -> bool:
+    return (unicodedata.bidirectional(ch) in ("R", "AL", "AN")
+            or unicodedata.name(ch, "").startswith(("ARABIC", "HEBREW")))
+
+
+def _strong_runs(value: str) -> list[str]:
+    """The letters and digits of value, in runs of one direction (and one
+    right-to-left script: Hebrew and Arabic come from different fonts)."""
     runs: list[str] = []
-    current, current_rtl = "", False
-    for ch in value:
-        if ch.isspace():
-            runs.append(current)
-            current = ""
-            continue
+    current, current_key = "", ""
+    for ch in unicodedata.normalize("NFKC", value):
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue  # marks: extracted before or after their letter
         kind = unicodedata.bidirectional(ch)
-        if current and kind in ("NSM", "BN"):  # a combining mark stays with its letter
-            current += ch
-            continue
-        rtl = kind in ("R", "AL")
-        if current and rtl != current_rtl:
+        if kind not in ("L", "R", "AL", "EN", "AN"):  # spaces, punctuation end a run
             runs.append(current)
             current = ""
-        current, current_rtl = current + ch, rtl
+            continue
+        key = unicodedata.name(ch, "?").split()[0] if kind in ("R", "AL", "AN") else "ltr"
+        if current and key != current_key:
+            runs.append(current)
+            current = ""
+        current, current_key = current + ch, key
     runs.append(current)
-    return [run for run in runs if squash(run)]
-
-
-def _fold(text: str) -> str:
-    """Mirrored characters (brackets) made alike, combining marks dropped."""
-    return "".join("\u25c7" if unicodedata.mirrored(ch) else ch for ch in text
-                   if unicodedata.category(ch) != "Mn")
+    return [run for run in runs if run]
 
 
 def shows(value: str, flat_page: str) -> bool:
     """Whether a page's squashed text shows value.
 
-    Text that mixes right-to-left letters with digits, brackets or Latin
-    letters comes out of a PDF in an order text extractors can only guess
-    (PDF keeps glyphs in drawing order): a bracket may come out mirrored and
-    a combining mark before its letter. For such values each direction run
-    must be on the page, brackets either way round, combining marks aside;
-    everything else is compared exactly. The MRN inside the page's scannable
-    code is still compared exactly.
+    Text in a right-to-left script mixed with digits, punctuation, Latin
+    letters or marks comes out of a PDF in an order text extractors can only
+    guess (a PDF keeps glyphs in drawing order): a bracket may come out
+    mirrored, a mark before its letter, a digit on the other side. For such
+    values each run of letters and digits of one direction must be on the
+    page; punctuation and marks are left out. Everything else is compared
+    exactly, and the MRN inside each page's scannable code always is.
     """
     if squash(value) in flat_page:
         return True
-    if not any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in value):
+    if not any(_right_to_left(ch) for ch in value):
         return False
-    folded = _fold(flat_page)
-    return all(_fold(squash(run)) in folded for run in _direction_runs(value))
+    page = "".join(ch for ch in flat_page if unicodedata.category(ch) not in ("Mn", "Me"))
+    return all(run in page for run in _strong_runs(value))
 
 
 def page_texts(pdf: bytes, password: str | None = None) -> list[str]:

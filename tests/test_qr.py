@@ -18,7 +18,7 @@ from myelo_docs import SelfCheckError, render, validate_record
 from myelo_docs.cli import main
 from myelo_docs.render import display_identifiers
 from myelo_docs.stamp import payloads_for, stamp_pages
-from myelo_docs.verify import verify_pdf
+from myelo_docs.verify import shows, squash, verify_pdf
 
 OTHER = record(patient_name="Bartholomew Otherperson", date_of_birth="1970-01-02",
                mrn="OTH-0000017")
@@ -143,3 +143,17 @@ def test_cli_writes_nothing_when_a_page_is_corrupted(tmp_path, monkeypatch):
     for secret in (BASE_RECORD["patient_name"], BASE_RECORD["mrn"], OTHER["patient_name"],
                    OTHER["mrn"], "1958"):
         assert secret not in result.output
+
+
+@pytest.mark.parametrize(("value", "page", "shown"), [
+    ("Ana Lee", "Name: Ana Lee", True),
+    ("Ana Lee", "Name: Ana Li", False),
+    ("José García", "Name: Jose Garcia", False),  # accents count in left-to-right text
+    ("Ana\u200bLee", "Name: AnaLee", True),  # invisible characters are not drawn
+    ("Ana (محمد)", "Name: Ana (محمد(", True),  # a mirrored bracket, as PDFium gives it
+    ("محمد 2", "Name: 2 محمد", True),  # a digit on the other side
+    ("Ana (محمد)", "Name: Ana (علي)", False),  # another right-to-left name
+    ("מרים כהן", "Name: מרים לוי", False),
+])
+def test_self_check_text_comparison(value, page, shown):
+    assert shows(value, squash(page)) is shown
