@@ -39,7 +39,6 @@ class BatchSettings:
     protocol: Path | None = None
     font_dir: Path | None = None
     paper: str | None = None
-    fast: bool = False
 
 
 @dataclass
@@ -94,14 +93,13 @@ def _init_worker(settings: BatchSettings) -> None:
 
     _WORKER["renderer"] = get_renderer(settings.brand, settings.protocol, settings.font_dir,
                                        settings.paper)
-    _WORKER["fast"] = settings.fast
 
 
 def render_row(row: int, record: PacketRecord, out_dir: str, name: str) -> RowResult:
     """Render one validated record and write it atomically (runs in a worker)."""
     renderer = _WORKER["renderer"]
     try:
-        document = renderer.packet_fast(record) if _WORKER["fast"] else renderer.packet(record)
+        document = renderer.packet(record)
         write_atomic(Path(out_dir) / name, document.pdf, overwrite=True,
                      tmp_dir=Path(out_dir) / INCOMPLETE)
     except MyeloDocsError as exc:

@@ -96,13 +96,12 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None)
 @click.option("--duplex", is_flag=True,
               help="With --combined: pad packets with an odd page count with a blank page "
               "(showing the identifiers) so each packet starts on a front side.")
-@click.option("--full-render", is_flag=True, default=True, hidden=True)
 @click.option("--quiet", is_flag=True, help="No progress output, only the summary.")
 @handle_errors
 def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | None,
           font_dir: Path | None, paper: str | None, encoding: str | None, jobs: int | None,
           dry_run: bool, resume: bool, force: bool, name_pattern: str | None,
-          combined: Path | None, duplex: bool, full_render: bool, quiet: bool) -> None:
+          combined: Path | None, duplex: bool, quiet: bool) -> None:
     """Write one packet per CSV row into a folder, with a manifest.csv.
 
     Headers are the record field names (any case). In a cell, `instructions`
@@ -114,8 +113,7 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
     if dry_run:
         validate.callback(csv_file, encoding, font_dir)  # type: ignore[misc]
         return
-    settings = BatchSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper,
-                             fast=not full_render)
+    settings = BatchSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
     summary = run_batch(csv_file, out_dir, settings=settings, jobs=jobs, resume=resume,
                         force=force, name_pattern=name_pattern, encoding=encoding,
                         progress=Progress(quiet), combined=combined, duplex=duplex)

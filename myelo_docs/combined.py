@@ -2,7 +2,8 @@
 front side when printed double-sided.
 
 The file is built from the packets already written and checked, and checked
-again as a whole (every page shows its own packet's identifiers). It is held
+again as a whole (every page shows its own packet's identifiers and carries
+its own scannable code; padding pages carry a "blank" code). It is held
 in memory while built: meant for a day's or a week's list, not 10,000 rows.
 Merging drops the packets' tag trees; the per-patient files stay tagged.
 """
@@ -19,6 +20,7 @@ from .errors import Problem, SelfCheckError
 from .output import write_atomic
 from .record import PacketRecord
 from .render import Renderer, display_identifiers
+from .stamp import check_codes, payloads_for
 from .verify import check_pages, page_texts
 
 
@@ -29,7 +31,7 @@ def build_combined(packets: list[tuple[Path, str, PacketRecord]], target: Path,
     Returns the page count of the print file.
     """
     writer = PdfWriter()
-    segments: list[tuple[PacketRecord, int, bool]] = []  # record, pages, numbered
+    segments: list[tuple[PacketRecord, int, str]] = []  # record, pages, kind
     for path, sha256, record in packets:
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
@@ -38,11 +40,11 @@ def build_combined(packets: list[tuple[Path, str, PacketRecord]], target: Path,
                         "run the batch again with --resume")])
         reader = PdfReader(io.BytesIO(data))
         writer.append(reader)
-        segments.append((record, len(reader.pages), True))
+        segments.append((record, len(reader.pages), "packet"))
         if duplex and len(reader.pages) % 2:
             blank = renderer.blank_page(record)
             writer.append(PdfReader(io.BytesIO(blank.pdf)))
-            segments.append((record, blank.pages, False))
+            segments.append((record, blank.pages, "blank"))
     buffer = io.BytesIO()
     writer.write(buffer)
     pdf = buffer.getvalue()
@@ -50,9 +52,10 @@ def build_combined(packets: list[tuple[Path, str, PacketRecord]], target: Path,
     texts = page_texts(pdf)
     problems: list[Problem] = []
     start = 0
-    for record, count, numbered in segments:
+    for record, count, kind in segments:
         problems += check_pages(texts[start:start + count], display_identifiers(record),
-                                numbered, first_page=start + 1)
+                                numbered=kind == "packet", first_page=start + 1)
+        problems += check_codes(pdf, payloads_for(kind, record.mrn), first=start, count=count)
         start += count
     if start != len(texts):
         problems.append(Problem("print file", f"has {len(texts)} pages, expected {start}",

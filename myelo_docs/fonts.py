@@ -130,14 +130,26 @@ def header_lines(text: str, size_pt: float, width_pt: float) -> int:
     return lines
 
 
+IDENTIFIER_FIELDS = ("patient_name", "mrn")
+
+
+def _describe_missing(field: str, missing: list[str]) -> str:
+    """Characters named by code point, except in identifiers: the code points
+    of a short name spell the name, and errors land in manifests and logs.
+    There, only the kind of writing is given (from the Unicode name)."""
+    if field in IDENTIFIER_FIELDS:
+        kinds = sorted({unicodedata.name(ch, "UNNAMED").split()[0] for ch in missing})
+        return f"{len(missing)} of them: {', '.join(kinds)}"
+    return ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}" for ch in missing[:5])
+
+
 def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
     """Raise MissingGlyphError naming each field and character no font can draw."""
     problems = []
     for field, text in fields.items():
         missing = fonts.missing(text)
         if missing:
-            shown = ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}"
-                              for ch in missing[:5])
+            shown = _describe_missing(field, missing)
             problems.append(Problem(
                 field,
                 f"has characters no installed font can print ({shown})",

@@ -281,8 +281,9 @@ class Renderer:
         context = self._context(record.type.value, record.language, record.large_print)
         context.update(patient={"name": ids.name, "dob": ids.dob, "mrn": ids.mrn},
                        title=context["L"]["blank_page"], subject=context["L"]["packet_subject"])
-        pdf = self._write("blank.html.j2", context, record.language)
-        pages = verify_pdf(pdf, ids, numbered=False)
+        codes = payloads_for("blank", record.mrn)
+        pdf = self._write("blank.html.j2", context, record.language, codes=codes)
+        pages = verify_pdf(pdf, ids, numbered=False, codes=codes)
         return Document(pdf=pdf, pages=pages, kind="blank", language=record.language)
 
     def handout(self, type_name: MyelogramType | str, language: str = "en",

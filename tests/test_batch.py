@@ -288,3 +288,34 @@ def test_killed_batch_then_resume_does_every_row_once(tmp_path):
         assert hashlib.sha256(pdf).hexdigest() == line["sha256"]
     assert f"{len(vouched)} already done" in result.stdout
     assert f"{8 - len(vouched)} ok" in result.stdout
+
+
+def test_print_file_check_refuses_a_page_from_another_packet(tmp_path, renderer):
+    """The print file is checked page by page: a swapped page stops it."""
+    from pypdf import PdfReader, PdfWriter
+
+    from myelo_docs.combined import build_combined
+    from myelo_docs.errors import SelfCheckError
+
+    first = validate_record({"type": "lumbar", "patient_name": "Pat One",
+                             "date_of_birth": "1960-01-01", "mrn": "S-1",
+                             "procedure_date": "2026-11-25"})
+    second = first.model_copy(update={"patient_name": "Pat Two", "mrn": "S-2"})
+    paths = []
+    for rec in (first, second):
+        path = tmp_path / f"{rec.mrn}.pdf"
+        path.write_bytes(renderer.packet(rec).pdf)
+        paths.append(path)
+    # Put page 2 of the second packet in place of page 2 of the first.
+    a, b = PdfReader(paths[0]), PdfReader(paths[1])
+    writer = PdfWriter()
+    for i, page in enumerate(a.pages):
+        writer.add_page(b.pages[i] if i == 1 else page)
+    writer.write(paths[0])
+    digest = hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    with pytest.raises(SelfCheckError) as caught:
+        build_combined([(paths[0], digest, first),
+                        (paths[1], hashlib.sha256(paths[1].read_bytes()).hexdigest(), second)],
+                       tmp_path / "print.pdf", renderer, duplex=False)
+    assert "page 2" in str(caught.value)
+    assert not (tmp_path / "print.pdf").exists()

@@ -98,7 +98,9 @@ def test_unsupported_character_exit_3_no_file(cli, tmp_path):
     result = cli.invoke(main, ["packet", *FLAGS[:2], "--patient-name", "王小明", *FLAGS[4:],
                                "-o", "x.pdf"])
     assert result.exit_code == 3
-    assert "U+738B" in result.stderr
+    assert "patient_name: has characters no installed font can print (3 of them: CJK)" \
+        in result.stderr
+    assert "U+738B" not in result.stderr  # code points would spell the name
     assert not (tmp_path / "x.pdf").exists()
 
 
