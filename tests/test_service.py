@@ -104,6 +104,17 @@ def test_not_json_is_refused_plainly(client):
     assert "line 1" in response.json()["problems"][0]["problem"]
 
 
+@pytest.mark.parametrize("body", [
+    '{"type": "lumbar", "mrn": ' + "9" * 5000 + "}",
+    '{"type": "lumbar", "instructions": ' + "[" * 100_000 + "]" * 100_000 + "}",
+])
+def test_json_no_record_can_hold_is_400_not_500(client, body):
+    response = client.post("/v1/packets", content=body.encode(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["problems"][0]["field"] == "body"
+
+
 def test_handout_pdf_and_bad_type(client):
     response = client.post("/v1/handouts", json={"type": "Cervical"})
     assert response.status_code == 200

@@ -150,6 +150,10 @@ async def _json_body(request: Request) -> Any:
         raise ApiError(400, "InvalidJSON", "The body is not valid JSON",
                        [Problem("body", f"is not valid JSON ({where})",
                                 "send one JSON object in UTF-8")]) from None
+    except (ValueError, RecursionError):  # a 5000-digit number, arrays nested 100000 deep
+        raise ApiError(400, "InvalidJSON", "The body is JSON no record can hold",
+                       [Problem("body", "has a number too long or nesting too deep",
+                                "send one flat JSON object of record fields")]) from None
 
 
 PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
