@@ -119,16 +119,22 @@ def _write_output(pdf: bytes, output: str | None, default_name: str, force: bool
     return str(path)
 
 
-def _read_input(source: str) -> dict[str, Any]:
+def _read_text(source: str, option: str, what: str) -> str:
+    """A UTF-8 file (BOM allowed), or standard input for -."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+        return sys.stdin.read() if source == "-" else \
+            Path(source).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise RecordError("The input file was not found",
-                          [Problem("--input", f"no file {source}", "check the path")]) from None
+        raise RecordError(f"The {what} was not found",
+                          [Problem(option, f"no file {source}", "check the path")]) from None
     except UnicodeDecodeError:
-        raise RecordError("The input file is not UTF-8 text",
-                          [Problem("--input", "is not UTF-8", "save the JSON file as UTF-8")]
+        raise RecordError(f"The {what} is not UTF-8 text",
+                          [Problem(option, "is not UTF-8", f"save the {what} as UTF-8")]
                           ) from None
+
+
+def _read_input(source: str) -> dict[str, Any]:
+    text = _read_text(source, "--input", "input file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -160,16 +166,7 @@ def _medication(text: str) -> dict[str, str]:
 def _fhir_source(fhir_file: str, flags: dict[str, Any]) -> Any:
     from .fhir import packet_from_bundle
 
-    try:
-        text = sys.stdin.read() if fhir_file == "-" else \
-            Path(fhir_file).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise RecordError("The FHIR file was not found",
-                          [Problem("--fhir", f"no file {fhir_file}", "check the path")]) from None
-    except UnicodeDecodeError:
-        raise RecordError("The FHIR file is not UTF-8 text",
-                          [Problem("--fhir", "is not UTF-8", "save the Bundle as UTF-8")]
-                          ) from None
+    text = _read_text(fhir_file, "--fhir", "FHIR file")
     return packet_from_bundle(text, overrides=flags)
 
 
