@@ -20,7 +20,7 @@ class Protocol(BaseModel):
     test_minutes_low: int = Field(ge=5, le=240)
     test_minutes_high: int = Field(ge=5, le=480)
     no_driving_hours: int = Field(ge=1, le=168)
-    fasting_hours: int = Field(ge=0, le=24)
+    fasting_hours: int = Field(ge=1, le=24)  # the text says "do not eat for N hours"
     head_raised_hours: int = Field(ge=1, le=168)
     head_pillows: int = Field(ge=1, le=5)
     head_degrees: int = Field(ge=10, le=60)
