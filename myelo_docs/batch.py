@@ -27,18 +27,11 @@ from .filenames import DEFAULT_PATTERN, check_pattern, file_name
 from .fonts import FontSet, check_glyphs, font_set
 from .output import write_atomic
 from .record import PacketRecord, text_fields, validate_record
+from .render_settings import RenderSettings
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
 MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "error")
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    brand: Path | None = None
-    protocol: Path | None = None
-    font_dir: Path | None = None
-    paper: str | None = None
 
 
 @dataclass
@@ -88,11 +81,8 @@ def describe(error: MyeloDocsError) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(settings: BatchSettings) -> None:
-    from .render import get_renderer
-
-    _WORKER["renderer"] = get_renderer(settings.brand, settings.protocol, settings.font_dir,
-                                       settings.paper)
+def _init_worker(settings: RenderSettings) -> None:
+    _WORKER["renderer"] = settings.renderer()
 
 
 def render_row(row: int, record: PacketRecord, out_dir: str, name: str) -> RowResult:
@@ -245,7 +235,7 @@ def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
 ProgressFn = Callable[[int, int, Summary], None]
 
 
-def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: BatchSettings | None = None,
+def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSettings | None = None,
               jobs: int | None = None, resume: bool = False, force: bool = False,
               name_pattern: str | None = None, encoding: str | None = None,
               progress: ProgressFn | None = None, combined: Path | None = None,
@@ -255,15 +245,13 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: BatchSetti
     With ``combined``, also write every ok packet, in row order, into one
     print file (``duplex``: each packet starts on a front side).
     """
-    settings = settings or BatchSettings()
+    settings = settings or RenderSettings()
     pattern = name_pattern or DEFAULT_PATTERN
     check_pattern(pattern)
     source = open_csv(csv_path, encoding)
     out = Path(out_dir)
     _prepare_out_dir(out, resume, force)
-    from .render import get_renderer
-
-    renderer = get_renderer(settings.brand, settings.protocol, settings.font_dir, settings.paper)
+    renderer = settings.renderer()  # built here too: a bad brand fails before any row
 
     jobs = max(1, jobs or os.cpu_count() or 1)
     manifest = Manifest(out, resume)

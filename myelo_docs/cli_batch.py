@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from .batch import BatchSettings, Summary, run_batch, validate_csv
+from .batch import Summary, run_batch, validate_csv
 from .cli import EXIT_CODES, handle_errors, main
+from .render_settings import RenderSettings
 
 BATCH_EXIT_CODES = EXIT_CODES + "  7  batch finished, but some rows failed (see manifest.csv)\n"
 
@@ -113,7 +114,7 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
     if dry_run:
         validate.callback(csv_file, encoding, font_dir)  # type: ignore[misc]
         return
-    settings = BatchSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
+    settings = RenderSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
     summary = run_batch(csv_file, out_dir, settings=settings, jobs=jobs, resume=resume,
                         force=force, name_pattern=name_pattern, encoding=encoding,
                         progress=Progress(quiet), combined=combined, duplex=duplex)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 
 import pikepdf
 from pikepdf import Array, Dictionary, Name
@@ -79,7 +80,8 @@ def _reachable(root: pikepdf.Object) -> set[tuple[int, int]]:
     return seen
 
 
-def _reach_from(node: pikepdf.Object, seen: set[tuple[int, int]]) -> None:
+def _walk(node: pikepdf.Object, seen: set[tuple[int, int]]) -> Iterator[Dictionary]:
+    """Each structure element reachable from node once, recording it in seen."""
     stack = [node]
     while stack:
         item = stack.pop()
@@ -89,7 +91,13 @@ def _reach_from(node: pikepdf.Object, seen: set[tuple[int, int]]) -> None:
             if item.objgen in seen:
                 continue
             seen.add(item.objgen)
+        yield item
         stack.extend(_kids(item))
+
+
+def _reach_from(node: pikepdf.Object, seen: set[tuple[int, int]]) -> None:
+    for _ in _walk(node, seen):
+        pass
 
 
 def _parent_tree(root: pikepdf.Object) -> dict[int, pikepdf.Array]:
@@ -150,16 +158,7 @@ def _mark_artifacts(doc: pikepdf.Pdf, page: pikepdf.Page, artifacts: dict[int, s
 
 
 def _scope_header_cells(root: pikepdf.Object) -> None:
-    stack = [root]
-    seen: set[tuple[int, int]] = set()
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, Dictionary):
-            continue
-        if node.is_indirect:
-            if node.objgen in seen:
-                continue
-            seen.add(node.objgen)
+    for node in _walk(root, set()):
         if node.get("/S") == Name.TR:
             cells = [c for c in _kids(node) if isinstance(c, Dictionary)]
             has_data = any(c.get("/S") == Name.TD for c in cells)
@@ -170,4 +169,3 @@ def _scope_header_cells(root: pikepdf.Object) -> None:
                         attributes = Dictionary(O=Name.Table)
                         cell.A = attributes
                     attributes.Scope = Name.Row if has_data else Name.Column
-        stack.extend(_kids(node))

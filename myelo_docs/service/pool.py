@@ -22,21 +22,11 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..errors import MyeloDocsError, Problem
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """What every worker's Renderer is built from (the CLI's --brand etc.)."""
-
-    brand: Path | None = None
-    protocol: Path | None = None
-    font_dir: Path | None = None
-    paper: str | None = None
+from ..render_settings import RenderSettings
 
 
 @dataclass(frozen=True)
@@ -68,11 +58,8 @@ def _start_worker(settings: RenderSettings) -> None:
     global _renderer, _start_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    from ..render import get_renderer
-
     try:
-        _renderer = get_renderer(settings.brand, settings.protocol, settings.font_dir,
-                                 settings.paper)
+        _renderer = settings.renderer()
         _renderer.handout("lumbar")  # loads the fonts and fills WeasyPrint's caches
     except MyeloDocsError as exc:
         _start_error = _error_result(exc)
