@@ -31,7 +31,7 @@ from .render_settings import RenderSettings
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
-MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "error")
+MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "render", "error")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class RowResult:
     pages: int | None = None
     sha256: str = ""
     tagged: bool | None = None
+    render: str = ""  # "fast" (from a cached template) or "full" (WeasyPrint)
     error: str = ""
 
     def as_manifest(self) -> dict[str, str]:
@@ -49,7 +50,7 @@ class RowResult:
             "row": str(self.row), "status": self.status, "file": self.file,
             "pages": "" if self.pages is None else str(self.pages), "sha256": self.sha256,
             "tagged": "" if self.tagged is None else ("yes" if self.tagged else "no"),
-            "error": self.error,
+            "render": self.render, "error": self.error,
         }
 
 
@@ -85,11 +86,12 @@ def _init_worker(settings: RenderSettings) -> None:
     _WORKER["renderer"] = settings.renderer()
 
 
-def render_row(row: int, record: PacketRecord, out_dir: str, name: str) -> RowResult:
+def render_row(row: int, record: PacketRecord, out_dir: str, name: str,
+               full_render: bool = False) -> RowResult:
     """Render one validated record and write it atomically (runs in a worker)."""
     renderer = _WORKER["renderer"]
     try:
-        document = renderer.packet(record)
+        document = renderer.packet(record, full_render=full_render)
         write_atomic(Path(out_dir) / name, document.pdf, overwrite=True,
                      tmp_dir=Path(out_dir) / INCOMPLETE)
     except MyeloDocsError as exc:
@@ -98,7 +100,8 @@ def render_row(row: int, record: PacketRecord, out_dir: str, name: str) -> RowRe
         return RowResult(row, "error", error=f"internal error ({type(exc).__name__}); "
                          "please report it")
     return RowResult(row, "ok", file=name, pages=document.pages,
-                     sha256=hashlib.sha256(document.pdf).hexdigest(), tagged=document.tagged)
+                     sha256=hashlib.sha256(document.pdf).hexdigest(), tagged=document.tagged,
+                     render=document.path)
 
 
 # ---- parent side -----------------------------------------------------------
@@ -175,7 +178,7 @@ class Manifest:
                                        int(line["pages"]) if line.get("pages") else None,
                                        line.get("sha256", ""),
                                        {"yes": True, "no": False}.get(line.get("tagged", "")),
-                                       line.get("error", ""))
+                                       line.get("render", ""), line.get("error", ""))
         return found
 
     def done_before(self, plan: _Plan, out_dir: Path) -> RowResult | None:
@@ -239,11 +242,13 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
               jobs: int | None = None, resume: bool = False, force: bool = False,
               name_pattern: str | None = None, encoding: str | None = None,
               progress: ProgressFn | None = None, combined: Path | None = None,
-              duplex: bool = False) -> Summary:
+              duplex: bool = False, full_render: bool = False) -> Summary:
     """Render a packet for every good row of the CSV into out_dir.
 
     With ``combined``, also write every ok packet, in row order, into one
-    print file (``duplex``: each packet starts on a front side).
+    print file (``duplex``: each packet starts on a front side). Packets come
+    from cached templates where they can (the manifest's render column says
+    which); ``full_render`` renders every one in full.
     """
     settings = settings or RenderSettings()
     pattern = name_pattern or DEFAULT_PATTERN
@@ -290,7 +295,8 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                     record(done, already=True)
                     continue
                 assert plan.record is not None
-                pending.add(pool.submit(render_row, plan.row, plan.record, str(out), plan.name))
+                pending.add(pool.submit(render_row, plan.row, plan.record, str(out), plan.name,
+                                        full_render))
                 if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:

@@ -216,6 +216,8 @@ def main() -> None:
               help="Encrypt the PDF with AES-256 (for packets that leave the building); "
                    "needs --password-file or --password-env.")
 @password_options
+@click.option("--full-render", is_flag=True,
+              help="Render in full with WeasyPrint, not from a cached template.")
 @click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
 @settings_options
 @handle_errors
@@ -223,7 +225,8 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
            medications: tuple[str, ...], brand: Path | None, protocol: Path | None,
            font_dir: Path | None, paper: str | None, output: str | None, force: bool,
            encrypt: bool, password_file: Path | None, password_env: str | None,
-           fhir_file: str | None, fhir_out: str | None, archive: bool, **fields: Any) -> None:
+           fhir_file: str | None, fhir_out: str | None, archive: bool, full_render: bool,
+           **fields: Any) -> None:
     """Write the discharge packet for one patient.
 
     Give the record with flags, or with --input FILE.json using the same field
@@ -254,7 +257,8 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
     source = _fhir_source(fhir_file, data) if fhir_file else None
     record = source.record if source else validate_record(data)
     try:
-        document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive)
+        document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive,
+                                                                    full_render=full_render)
     except RecordError as exc:
         raise (source.explain(exc) if source else exc) from None
     pdf = document.pdf

@@ -98,11 +98,14 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None)
               help="With --combined: pad packets with an odd page count with a blank page "
               "(showing the identifiers) so each packet starts on a front side.")
 @click.option("--quiet", is_flag=True, help="No progress output, only the summary.")
+@click.option("--full-render", is_flag=True,
+              help="Render every packet in full with WeasyPrint instead of from cached "
+                   "templates (slower; the text is the same).")
 @handle_errors
 def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | None,
           font_dir: Path | None, paper: str | None, encoding: str | None, jobs: int | None,
           dry_run: bool, resume: bool, force: bool, name_pattern: str | None,
-          combined: Path | None, duplex: bool, quiet: bool) -> None:
+          combined: Path | None, duplex: bool, quiet: bool, full_render: bool) -> None:
     """Write one packet per CSV row into a folder, with a manifest.csv.
 
     Headers are the record field names (any case). In a cell, `instructions`
@@ -117,7 +120,8 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
     settings = RenderSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
     summary = run_batch(csv_file, out_dir, settings=settings, jobs=jobs, resume=resume,
                         force=force, name_pattern=name_pattern, encoding=encoding,
-                        progress=Progress(quiet), combined=combined, duplex=duplex)
+                        progress=Progress(quiet), combined=combined, duplex=duplex,
+                        full_render=full_render)
     _print_problems(summary.results, limit=20)
     done = f", {summary.already_done} already done" if summary.already_done else ""
     if combined:

@@ -86,6 +86,7 @@ class Document:
     kind: str  # "packet" or "handout"
     language: str
     tagged: bool = True  # a tagged (PDF/UA) structure tree is kept
+    path: str = "full"  # "fast": from a cached template (fastpath/); "full": WeasyPrint
 
 
 def display_identifiers(record: PacketRecord) -> Identifiers:
@@ -137,6 +138,10 @@ class Renderer:
         self._page_css: dict[str, CSS] = {}
         self._margin_css: dict[int, CSS] = {}
         self.provenance = renderer_provenance(self.brand, self.protocol, self.fonts)
+        # The fast path draws with the bundled faces only; a hospital's own
+        # fonts (--font-dir) always get the full render.
+        self.fast_path = font_dir is None
+        self._fast: Any = None
 
     def _brand_css(self) -> str:
         size = "letter" if self.paper == "letter" else "A4"
@@ -181,6 +186,8 @@ class Renderer:
             "large_print": large_print,
             "version": __version__,
             "type_name": type_name,
+            "slots": None,  # fast-path templates only (fastpath/template.py)
+            "plan_pages": 1,
             "reviewed": format_date(content.last_reviewed, format="medium", locale=language),
             "logo_url": self.brand.logo_path.as_uri(),
             "spine_url": (templates_dir() / "images" / f"spine-{type_name}.svg").as_uri(),
@@ -247,10 +254,22 @@ class Renderer:
             ])
         return finish_tags(pdf)
 
-    def packet(self, record: PacketRecord | dict[str, Any], archive: bool = False) -> Document:
-        """The discharge packet for one patient, checked page by page."""
+    def packet(self, record: PacketRecord | dict[str, Any], archive: bool = False,
+               full_render: bool = False) -> Document:
+        """The discharge packet for one patient, checked page by page.
+
+        Drawn from a cached template (fastpath/) when the record allows it,
+        else, or with ``full_render`` or ``archive``, rendered in full.
+        """
         record = validate_record(record)
         check_glyphs(text_fields(record), self.fonts)
+        if self.fast_path and not (archive or full_render):
+            from .fastpath.plan import Unsure
+
+            try:
+                return self.fast_packets().packet(record)
+            except Unsure:
+                pass  # this record needs the full render
         ids = display_identifiers(record)
         lang = record.language
         patient = {
@@ -274,6 +293,13 @@ class Renderer:
         pdf = self._write("packet.html.j2", context, lang, codes=codes, archive=archive)
         pages = verify_pdf(pdf, ids, codes=codes)
         return Document(pdf=pdf, pages=pages, kind="packet", language=lang)
+
+    def fast_packets(self) -> Any:
+        if self._fast is None:
+            from .fastpath.packet import FastPackets
+
+            self._fast = FastPackets(self)
+        return self._fast
 
     def blank_page(self, record: PacketRecord) -> Document:
         """A padding page for double-sided printing: the patient's identifiers only."""

@@ -131,16 +131,23 @@ def check_codes(pdf: bytes, payload_for: PayloadFor, first: int = 0,
         for number in range(1, total + 1):
             page = document[first + number - 1]
             try:
-                if not _matches(page, code_matrix(payload_for(number, total))):
-                    problems.append(Problem(
-                        f"page {first + number}",
-                        "does not carry this patient's scannable code for this page",
-                        "report this as a bug; the packet was not written"))
+                problem = code_problem(page, payload_for(number, total), first + number)
+                if problem:
+                    problems.append(problem)
             finally:
                 page.close()
         return problems
     finally:
         document.close()
+
+
+def code_problem(page: pdfium.PdfPage, payload: str, page_number: int) -> Problem | None:
+    """A problem if this open page does not carry the code for payload."""
+    if _matches(page, code_matrix(payload)):
+        return None
+    return Problem(f"page {page_number}",
+                   "does not carry this patient's scannable code for this page",
+                   "report this as a bug; the packet was not written")
 
 
 def _matches(page: pdfium.PdfPage, wanted: Sequence[Sequence[bool]]) -> bool:

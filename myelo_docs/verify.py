@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 
 from .errors import Problem, SelfCheckError
-from .stamp import PayloadFor, check_codes
+from .stamp import PayloadFor, code_problem
 
 _SPACE = re.compile(r"\s+")
 
@@ -104,11 +104,26 @@ def page_texts(pdf: bytes, password: str | None = None) -> list[str]:
 
 def verify_pdf(pdf: bytes, ids: Identifiers | None, numbered: bool = True,
                codes: PayloadFor | None = None) -> int:
-    """Check the PDF; return its page count. With codes, also each page's QR code."""
-    texts = page_texts(pdf)
-    problems = check_pages(texts, ids, numbered)
-    if codes is not None and texts:
-        problems += check_codes(pdf, codes)
+    """Check the PDF; return its page count. With codes, also each page's QR code.
+
+    One pass: each page is parsed once for its text and its code.
+    """
+    document = pdfium.PdfDocument(pdf)
+    texts, problems = [], []
+    try:
+        total = len(document)
+        for index, page in enumerate(document):
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_bounded())
+            textpage.close()
+            if codes is not None:
+                problem = code_problem(page, codes(index + 1, total), index + 1)
+                if problem:
+                    problems.append(problem)
+            page.close()
+    finally:
+        document.close()
+    problems = check_pages(texts, ids, numbered) + problems
     if problems:
         raise SelfCheckError("The PDF failed its safety check", problems)
     return len(texts)

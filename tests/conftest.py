@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ from pypdf import PdfReader
 from myelo_docs import get_renderer
 
 ROOT = Path(__file__).resolve().parent.parent
+# Fast-path templates go to a cache of this test run's own (shared by its
+# subprocesses), never the user's: each run starts cold and leaves nothing.
+os.environ.setdefault("MYELO_DOCS_CACHE_DIR", tempfile.mkdtemp(prefix="myelo-docs-test-cache-"))
 
 BASE_RECORD = {
     "type": "lumbar",

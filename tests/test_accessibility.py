@@ -117,7 +117,10 @@ def test_running_headers_and_footers_are_artifacts(packets):
             orphans = [e for e in elements if isinstance(e, pikepdf.Dictionary)
                        and e.objgen not in in_tree]
             assert not orphans, f"page {index + 1}: content tagged outside the tree"
-            stream = page.Contents.read_bytes()
+            # One stream, or (a packet from a template) several to read as one.
+            contents = page.Contents
+            stream = b"\n".join(part.read_bytes() for part in (
+                contents if isinstance(contents, pikepdf.Array) else [contents]))
             assert b"/Artifact <</Type /Pagination /Subtype /Footer>> BDC" in stream
             if index > 0:
                 assert b"/Artifact <</Type /Pagination /Subtype /Header>> BDC" in stream

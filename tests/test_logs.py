@@ -86,7 +86,7 @@ def test_api_logs_and_errors_hold_no_patient_data(renderer, every_log, monkeypat
     wrong = payloads_for("packet", "OTHER-1")
     monkeypatch.setattr(render, "stamp_pages", lambda pdf, codes: stamp_pages(pdf, wrong))
     with pytest.raises(SelfCheckError) as caught:
-        renderer.packet(PATIENT)
+        renderer.packet(PATIENT, full_render=True)
     seen += [str(caught.value), json.dumps(caught.value.as_dict(), ensure_ascii=False)]
 
     messages = [f"{r.name}: {r.getMessage()}" for r in every_log.records]

@@ -16,8 +16,9 @@ from pypdf import PdfReader, PdfWriter
 from conftest import BASE_RECORD, record
 from myelo_docs import SelfCheckError, render, validate_record
 from myelo_docs.cli import main
+from myelo_docs.fastpath import packet as fast_packet
 from myelo_docs.render import display_identifiers
-from myelo_docs.stamp import payloads_for, stamp_pages
+from myelo_docs.stamp import code_matrix, payloads_for, stamp_pages
 from myelo_docs.verify import shows, squash, verify_pdf
 
 OTHER = record(patient_name="Bartholomew Otherperson", date_of_birth="1970-01-02",
@@ -110,33 +111,48 @@ def test_self_check_finds_another_patients_page(renderer, packets):
         == mine.pages
 
 
-def test_self_check_reads_the_code_back(renderer, monkeypatch):
-    """A code for the wrong patient, with every printed identifier right, is still refused."""
-    wrong = payloads_for("packet", OTHER["mrn"])
-    monkeypatch.setattr(render, "stamp_pages", lambda pdf, codes: stamp_pages(pdf, wrong))
+@pytest.mark.parametrize("path", ["full", "fast"])
+def test_self_check_reads_the_code_back(renderer, monkeypatch, path):
+    """A code for the wrong patient, with every printed identifier right, is still refused,
+    whether WeasyPrint (full) or the template path (fast) drew it."""
+    if path == "full":
+        wrong = payloads_for("packet", OTHER["mrn"])
+        monkeypatch.setattr(render, "stamp_pages", lambda pdf, codes: stamp_pages(pdf, wrong))
+    else:
+        mine, theirs = BASE_RECORD["mrn"], OTHER["mrn"]
+        monkeypatch.setattr(fast_packet, "code_matrix",
+                            lambda payload: code_matrix(payload.replace(mine, theirs)))
     with pytest.raises(SelfCheckError) as caught:
-        renderer.packet(record())
+        renderer.packet(record(), full_render=path == "full")
     problems = caught.value.problems
     assert problems and all("scannable code" in p.problem for p in problems)
     assert len(problems) == len({p.field for p in problems})  # one per page
 
 
-def test_cli_writes_nothing_when_a_page_is_corrupted(tmp_path, monkeypatch):
-    """Page 2 of the rendered packet is replaced by another patient's page inside the
-    pipeline: exit 6, no file, no temporary file, no patient details in the message."""
+@pytest.mark.parametrize("path", ["full", "fast"])
+def test_cli_writes_nothing_when_a_page_is_corrupted(tmp_path, monkeypatch, path):
+    """Page 2 of the packet is replaced by another patient's page inside the pipeline
+    (WeasyPrint's, or the template path's): exit 6, no file, no temporary file, no
+    patient details in the message."""
     other_pdf = render.get_renderer().packet(OTHER).pdf
-    real_write = render.Renderer._write
+    if path == "full":
+        real_write = render.Renderer._write
 
-    def corrupted(self, template, context, language, **options):
-        pdf = real_write(self, template, context, language, **options)
-        return swap_page(pdf, other_pdf, 1) if template == "packet.html.j2" else pdf
+        def corrupted(self, template, context, language, **options):
+            pdf = real_write(self, template, context, language, **options)
+            return swap_page(pdf, other_pdf, 1) if template == "packet.html.j2" else pdf
 
-    monkeypatch.setattr(render.Renderer, "_write", corrupted)
+        monkeypatch.setattr(render.Renderer, "_write", corrupted)
+    else:
+        real_assemble = fast_packet._assemble
+        monkeypatch.setattr(fast_packet, "_assemble", lambda *args: swap_page(
+            real_assemble(*args), other_pdf, 1))
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, [
         "packet", "--type", "lumbar", "--patient-name", BASE_RECORD["patient_name"],
         "--date-of-birth", BASE_RECORD["date_of_birth"], "--mrn", BASE_RECORD["mrn"],
-        "--procedure-date", BASE_RECORD["procedure_date"], "-o", "p.pdf"])
+        "--procedure-date", BASE_RECORD["procedure_date"], "-o", "p.pdf",
+        *(["--full-render"] if path == "full" else [])])
     assert result.exit_code == 6, result.output
     assert "page 2" in result.stderr and "page 1:" not in result.stderr
     assert list(tmp_path.iterdir()) == []

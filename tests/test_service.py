@@ -290,7 +290,7 @@ def test_busy_workers_answer_503_with_retry_after(client, pool):
 
 def test_render_timeout_is_504(pool):
     wait_idle(pool)
-    hasty = TestClient(create_app(pool, ServiceSettings(render_timeout=0.05)))
+    hasty = TestClient(create_app(pool, ServiceSettings(render_timeout=0.005)))
     response = hasty.post("/v1/packets", json=BASE_RECORD)
     assert response.status_code == 504
     assert response.json()["error"] == "Timeout"

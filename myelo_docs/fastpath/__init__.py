@@ -1,0 +1,1 @@
+"""Fast path: per-patient text drawn straight into a pre-rendered packet template."""

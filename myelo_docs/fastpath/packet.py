@@ -1,0 +1,260 @@
+"""One patient's packet from a cached template: their text in the slots,
+their plan laid out, a code on every page, then the same self-check as a
+full render.
+
+``FastPackets.packet`` raises Unsure when a record is outside what the fast
+path draws exactly like the full render (a script other than Latin in our
+main face, an identifier too long for one line, a line or page break too
+close to call); the caller then renders it in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+from babel.dates import format_date
+
+from ..record import PacketRecord
+from ..stamp import code_box, code_matrix, drawing, payloads_for
+from ..verify import verify_pdf
+from .cache import TemplateCache
+from .pdffont import EmbeddedFace, bundled_chain
+from .plan import TEXT, Fonts, Geometry, Style, Typesetter, Unsure, hex_colour, paginate, show
+from .plan import stack as stack_blocks
+from .template import MM, PX, Template
+
+_COLLAPSE = re.compile(r"[ \t\r\n\f]+")  # CSS white-space: normal
+FIT = 0.97  # an identifier must fit its line with 3% to spare
+
+
+class FastPackets:
+    def __init__(self, renderer: Any, cache: TemplateCache | None = None):
+        self.renderer = renderer
+        self.cache = cache or TemplateCache(renderer)
+        regular, bold = bundled_chain(False).faces[0], bundled_chain(True).faces[0]
+        self.regular, self.bold = regular, bold
+        self.fonts = Fonts(regular, bold, *_vertical_metrics(regular))
+
+    def packet(self, record: PacketRecord) -> Any:
+        """The packet as a render.Document; raises Unsure (with the reason) when
+        this record needs the full render."""
+        from ..render import Document, display_identifiers
+
+        ids = display_identifiers(record)
+        lang = record.language
+        values = {
+            "name": ids.name, "dob": ids.dob, "mrn": ids.mrn,
+            "procedure_date": format_date(record.procedure_date, format="long", locale=lang),
+            "physician": record.physician or "", "nurse": record.nurse or "",
+        }
+        values = {k: _collapse(v) for k, v in values.items()}
+        texts = [*values.values(), record.follow_up or "", *record.instructions,
+                 *(m.name for m in record.medications),
+                 *(m.instruction for m in record.medications)]
+        if not all(self._drawable(text) for text in texts):
+            raise Unsure("characters outside the fast path's fonts")
+        key = (record.type.value, lang, record.large_print)
+        template = self.cache.get(*key, plan_pages=1)
+        plan_pages = self._plan(template, record)
+        if len(plan_pages) > 1:
+            template = self.cache.get(*key, plan_pages=2)
+            plan_pages = self._plan(template, record)
+        pieces = self._slots(template, values)
+        new = NewObjects(max(number for number, _ in template.objects) + 1)
+        pieces.update(_plan_pieces(template, plan_pages, new))
+        codes = payloads_for("packet", record.mrn)
+        pdf = _assemble(template, pieces, codes, new)
+        pages = verify_pdf(pdf, ids, codes=codes)
+        return Document(pdf=pdf, pages=pages, kind="packet", language=lang,
+                        tagged=template.tagged, path="fast")
+
+    def _drawable(self, text: str) -> bool:
+        return all(self.regular.covers(ch) and self.bold.covers(ch) for ch in text
+                   if ch != " ") and unicodedata.is_normalized("NFC", text)
+
+    def _slots(self, t: Template, values: dict[str, str]) -> dict[int, bytes]:
+        width_px = t.page_size_pt[0] / PX
+        right_edge = width_px - 16 * MM  # print.css page margins
+        id_column = 16 * MM + 0.47 * (width_px - 32 * MM)  # .identifiers margin-left: 47%
+        labels = t.labels
+        pieces = {}
+        for number, (_, site) in t.dynamic.items():
+            if site is None or site.slot.startswith("plan"):
+                continue
+            if site.slot.startswith("id_"):
+                key = site.slot[3:]
+                label = labels[f"{key}_short"] + ":"
+                value = " " + values[key]
+                right = site.x + self.bold.advance("X", site.size)
+                width = (self.regular.advance(label, site.size)
+                         + self.bold.advance(value, site.size))
+                if width > (right - id_column) * FIT:
+                    raise Unsure("an identifier needs two lines in the header")
+                x = right - width
+                pieces[number] = (_colour() + show(self.regular, label, site.size, x, site.y)
+                                  + show(self.bold, value, site.size,
+                                         x + self.regular.advance(label, site.size), site.y))
+                continue
+            text = (f"{labels['test_title']}, {values['procedure_date']}"
+                    if site.slot == "test_and_date" else values[site.slot])
+            if self.bold.advance(text, site.size) > (right_edge - site.x) * FIT:
+                raise Unsure("a value needs two lines in its table cell")
+            pieces[number] = _colour() + show(self.bold, text, site.size, site.x, site.y) \
+                if text else b""
+        return pieces
+
+    def _plan(self, t: Template, record: PacketRecord) -> list[list[tuple[float, Any]]]:
+        large = bool(t.key[2])
+        style = Style.for_print(large)
+        width_px, height_px = (v / PX for v in t.page_size_pt)
+        first = t.sites("plan")[0]
+        body_baseline = self.fonts.baseline(style.size, style.line)
+        second = t.sites("plan_2")
+        geo = Geometry(
+            left=16 * MM, width=width_px - 32 * MM, bottom=height_px - 20 * MM,
+            top=first.y - body_baseline,
+            next_top=(second[0].y - body_baseline) if second else 32 * MM)
+        setter = Typesetter(self.fonts, style, geo, hex_colour(t.labels["primary"]))
+        labels, known = t.labels, t.lines
+        sections = []
+        if record.medications:
+            sections.append(stack_blocks([
+                setter.heading(labels["medicines_title"], known.get("medicines_title")),
+                setter.paragraph(labels["medicines_intro"], known.get("medicines_intro")),
+                setter.table((labels["medicine_name"], labels["medicine_instruction"]),
+                             [(m.name, m.instruction) for m in record.medications])]))
+        if record.instructions:
+            sections.append(stack_blocks([setter.heading(labels["nurse_instructions_title"],
+                                                         known.get("nurse_instructions_title")),
+                                          setter.bullets(record.instructions)]))
+        follow = [setter.heading(labels["follow_up_title"], known.get("follow_up_title"))]
+        if record.follow_up:
+            follow.append(setter.paragraph(record.follow_up))
+        follow.append(setter.paragraph(labels["results_note"], known.get("results_note")))
+        sections.append(stack_blocks(follow))
+        return paginate(sections, geo)
+
+
+def _collapse(text: str) -> str:
+    return _COLLAPSE.sub(" ", text).strip()
+
+
+def _colour() -> bytes:
+    return b"%.6f %.6f %.6f rg\n" % TEXT
+
+
+class Raw(bytes):
+    """A whole object body (not a stream's data) for _assemble."""
+
+
+class NewObjects:
+    """Objects a packet adds after the template's own (its plan's structure elements)."""
+
+    def __init__(self, first: int):
+        self.next = first
+        self.bodies: dict[int, bytes] = {}
+
+    def reserve(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+def _plan_pieces(t: Template, pages: list[list[tuple[float, Any]]],
+                 new: NewObjects) -> dict[int, bytes]:
+    pieces: dict[int, bytes] = {}
+    for number, (_, site) in t.dynamic.items():
+        if site is None or not site.slot.startswith("plan"):
+            continue
+        placed = pages[0 if site.slot == "plan" else 1]
+        tags = t.plan_tags.get(site.slot)
+        art, content, sections = [], [], []
+        entries = list(tags.entries) if tags else []
+        for top, box in placed:
+            if box.art:
+                art += [b"q\n1 0 0 1 0 %.3f cm\n" % top, *box.art, b"Q\n"]
+            for node in box.nodes:
+                sections.append(_emit(node, top, tags, tags.container if tags else 0,
+                                      entries, content, new))
+        out = [b"/Artifact BMC\n", *art, b"EMC\n"] if art else []
+        pieces[number] = b"".join(out + content)
+        if tags:
+            kids = " ".join(f"{k} 0 R" for k in sections)
+            pieces[tags.container] = Raw(
+                f"<< /Type /StructElem /S /Div /P {tags.parent} 0 R /K [{kids}] >>".encode())
+            pieces[tags.array] = Raw(("[" + " ".join(entries) + "]").encode())
+    return pieces
+
+
+def _emit(node: Any, dy: float, tags: Any, parent: int, entries: list[str], content: list[bytes],
+          new: NewObjects) -> int:
+    """Draw a node's leaves in marked content and give each node its structure element."""
+    number = new.reserve() if tags else 0
+    y = dy + node.dy
+    if node.children:
+        kids = [_emit(child, y, tags, number, entries, content, new) for child in node.children]
+        k = "[" + " ".join(f"{kid} 0 R" for kid in kids) + "]"
+    else:
+        drawn = b"q\n1 0 0 1 0 %.3f cm\n%sQ\n" % (y, node.ops)
+        if not tags:
+            content.append(drawn)
+            return 0
+        mcid = len(entries)
+        entries.append(f"{number} 0 R")
+        content.append(b"/%s <</MCID %d>> BDC\n%sEMC\n" % (node.role.encode(), mcid, drawn))
+        k = f"{mcid} /Pg {tags.page} 0 R"
+    if tags:
+        new.bodies[number] = (f"<< /Type /StructElem /S /{node.role} /P {parent} 0 R /K {k} "
+                              f"{node.attributes}>>").encode()
+    return number
+
+
+def _assemble(t: Template, pieces: dict[int, bytes], codes: Any, new: NewObjects) -> bytes:
+    width, height = t.page_size_pt
+    for number, (page, site) in t.dynamic.items():
+        if site is None:
+            matrix = code_matrix(codes(page + 1, t.pages))
+            pieces[number] = drawing(matrix, code_box(width, 0.0, len(matrix)))
+    out = [t.head]
+    position = len(t.head)
+    offsets: dict[int, int] = {}
+    digest = hashlib.sha256(t.digest.encode())
+
+    def put(number: int, chunk: bytes) -> None:
+        nonlocal position
+        offsets[number] = position
+        out.append(chunk)
+        position += len(chunk)
+
+    for number, chunk in t.objects:
+        if chunk is None:
+            data = pieces.get(number, b"")
+            digest.update(data)
+            if isinstance(data, Raw):
+                chunk = b"%d 0 obj\n%s\nendobj\n" % (number, data)
+            else:
+                chunk = (b"%d 0 obj\n<< /Length %d >>\nstream\n" % (number, len(data))
+                         + data + b"\nendstream\nendobj\n")
+        put(number, chunk)
+    for number, body in sorted(new.bodies.items()):
+        digest.update(body)
+        put(number, b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    size = max(offsets) + 1
+    xref = [b"xref\n0 %d\n0000000000 65535 f \n" % size]
+    xref += [b"%010d 00000 n \n" % offsets[n] if n in offsets else b"0000000000 65535 f \n"
+             for n in range(1, size)]
+    file_id = digest.hexdigest()[:32].encode()
+    trailer = (b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\n"
+               b"startxref\n%d\n%%%%EOF\n" % (size, t.root, t.info, file_id, file_id, position))
+    return b"".join([*out, *xref, trailer])
+
+
+def _vertical_metrics(face: EmbeddedFace) -> tuple[float, float]:
+    """Ascent and descent per em, as Pango takes them (the hhea table)."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(str(face.path), lazy=True)
+    em = font["head"].unitsPerEm
+    return font["hhea"].ascent / em, -font["hhea"].descent / em

@@ -1,0 +1,299 @@
+"""Packet templates: one WeasyPrint render per type, language and print size,
+reused for every patient.
+
+The template is the real packet template rendered with a marker, a letter
+"X" in a colour of its own, wherever per-patient text goes (slots.py names
+them). Here the PDF is taken apart: each page's content stream is cut at the
+markers into shared pieces, and each marker becomes an empty stream of its
+own that ``assemble`` fills with one patient's text. Everything else (the
+fonts and pictures, the structure tree, the metadata) is kept as written, as
+numbered objects ready to be copied byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pikepdf
+from pikepdf import Array, Name
+
+from ..provenance import CODE_FORMAT
+from .pdffont import bundled_chain
+
+PX = 0.75  # WeasyPrint draws in CSS pixels: 1 px = 0.75 pt
+MM = 96 / 25.4  # CSS pixels per millimetre
+# Slot name -> marker colour channel (rgb(1, 2, N)); see the mark() macro in _blocks.html.j2.
+SLOTS = ("id_name", "id_dob", "id_mrn", "name", "dob", "mrn", "procedure_date", "physician",
+         "nurse", "test_and_date", "plan", "plan_2")
+SLOT_INDEX = {name: number for number, name in enumerate(SLOTS, start=1)}
+_MARK = re.compile(rb"0\.003922 0\.007843 ([0-9.]+) rg\n")
+_TM = re.compile(rb"1 0 0 -1 ([0-9.]+) ([0-9.]+) Tm\n/\w+ ([0-9.]+) Tf\n")
+_TAG = re.compile(rb"/(\w+)\n<</MCID (\d+)>>\nBDC\n")
+FONT_NAMES = {False: "MDAR", True: "MDAB"}  # our own embedded faces, by boldness
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a marker was drawn: page index and the baseline start, in WeasyPrint's
+    flipped pixel space (y grows downwards); size is the font size in px."""
+
+    slot: str
+    page: int
+    x: float
+    y: float
+    size: float
+    tag: str = ""  # the marked-content tag around a plan marker
+    mcid: int = -1
+
+
+@dataclass(frozen=True)
+class PlanTags:
+    """Where a plan hangs in the structure tree (numbers of the template's objects).
+
+    The marker's paragraph becomes a Div holding the plan's own elements, and
+    the page's ParentTree array (MCID -> element) gets their entries.
+    """
+
+    page: int  # the page object, for /Pg
+    array: int  # that page's ParentTree array, rewritten per patient
+    entries: list[str]  # its entries in the template, the marker's own set to null
+    container: int  # the marker's paragraph, rewritten as the plan's Div
+    parent: int  # the container's parent element
+
+
+@dataclass
+class Template:
+    key: tuple[Any, ...]
+    pages: int
+    page_size_pt: tuple[float, float]
+    head: bytes
+    objects: list[tuple[int, bytes | None]]  # in file order; None: filled per patient
+    dynamic: dict[int, tuple[int, Site | None]]  # object -> (page, site; None = the page's code)
+    root: int
+    info: int
+    digest: str  # of the template, for the file ID
+    labels: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, list[str]] = field(default_factory=dict)  # fixed plan text, as laid out
+    plan_tags: dict[str, PlanTags] = field(default_factory=dict)  # by plan slot
+    tagged: bool = True
+
+    def sites(self, slot: str) -> list[Site]:
+        return [site for _, site in self.dynamic.values() if site and site.slot == slot]
+
+
+def build(renderer: Any, type_name: str, language: str, large_print: bool,
+          plan_pages: int) -> Template:
+    """Render the marker packet with WeasyPrint and cut it up (about one second)."""
+    context = renderer._context(type_name, language, large_print)
+    labels = context["L"]
+    marker_patient = {"name": "X", "dob": "X", "mrn": "X"}  # header height as for one line each
+    context.update(patient=marker_patient, title=labels["packet_title"],
+                   subject=labels["packet_subject"], slots=SLOT_INDEX, plan_pages=plan_pages)
+    pdf = renderer._write("packet.html.j2", context, language)
+    wanted = ("name_short", "dob_short", "mrn_short", "medicines_title", "medicines_intro",
+              "medicine_name", "medicine_instruction", "nurse_instructions_title",
+              "follow_up_title", "results_note")
+    texts = {key: labels[key] for key in wanted}
+    texts["test_title"] = context["T"]["title"]
+    texts["primary"] = renderer.brand.primary_colour
+    key = (type_name, language, large_print, plan_pages)
+    template = _cut(pdf, key, texts)
+    template.lines = _label_lines(renderer, language, large_print, {
+        k: texts[k] for k in ("medicines_title", "medicines_intro", "nurse_instructions_title",
+                              "follow_up_title", "results_note")})
+    return template
+
+
+def _label_lines(renderer: Any, language: str, large_print: bool,
+                 labels: dict[str, str]) -> dict[str, list[str]]:
+    """How WeasyPrint breaks the plan's fixed headings and paragraphs into lines.
+
+    They are the same for every patient, so they are measured once here rather
+    than guessed: our own line breaking is only trusted with a safety margin.
+    """
+    from weasyprint import HTML
+    from weasyprint.formatting_structure import boxes
+
+    tags = {k: "h2" if k.endswith("_title") else "p" for k in labels}
+    body = "".join(f'<{tags[k]} id="{k}">{html.escape(v)}</{tags[k]}>' for k, v in labels.items())
+    size = "large-print" if large_print else "standard-print"
+    document = HTML(string=f'<html class="{size}"><body><main><div class="plan"><section>'
+                           f'{body}</section></div></main></body></html>').render(
+        stylesheets=[*renderer.stylesheets, renderer._language_css(language)],
+        font_config=renderer.font_config)
+    found: dict[str, list[str]] = {}
+
+    def walk(box: Any, owner: str | None) -> None:
+        element = getattr(box, "element", None)
+        ident = element.get("id") if element is not None else None
+        owner = ident if ident in labels else owner
+        if isinstance(box, boxes.LineBox) and owner:
+            found.setdefault(owner, []).append(
+                "".join(t.text for t in box.descendants() if isinstance(t, boxes.TextBox)).strip())
+            return
+        for child in getattr(box, "children", []):
+            walk(child, owner)
+
+    for page in document.pages:
+        walk(page._page_box, None)
+    return found
+
+
+def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str]) -> Template:
+    placed: dict[int, tuple[int, Site | None]] = {}  # placeholder serial -> (page, site)
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        fonts = {bold: bundled_chain(bold).faces[0].add_to(doc) for bold in (False, True)}
+        serial = 0
+        for index, page in enumerate(doc.pages):
+            data = page.obj.Contents.read_bytes()
+            pieces: list[Any] = []
+            for start, end, site in _markers(data, index):
+                pieces.append(data[:start])
+                data = data[end:]
+                serial += 1
+                placed[serial] = (index, site)
+                pieces.append(serial)
+            pieces.append(data)
+            pieces[0] = b"q\n" + pieces[0]  # WeasyPrint never undoes its y-flip;
+            pieces[-1] = pieces[-1] + b"\nQ\n"  # the code is drawn in plain page space
+            serial += 1
+            placed[serial] = (index, None)
+            pieces.append(serial)
+            streams = Array()
+            for piece in pieces:
+                if isinstance(piece, int):
+                    stream = pikepdf.Stream(doc, b"")
+                    stream[Name("/MDSlot")] = piece
+                else:
+                    stream = pikepdf.Stream(doc, b"")
+                    stream.write(zlib.compress(piece), filter=Name.FlateDecode)
+                streams.append(doc.make_indirect(stream))
+            page.obj.Contents = streams
+            font_dict = page.obj.Resources.Font
+            for bold, font in fonts.items():
+                font_dict[Name("/" + FONT_NAMES[bold])] = font
+        doc.docinfo[Name("/MyeloDocsCode")] = CODE_FORMAT
+        doc.docinfo[Name("/MyeloDocsRenderPath")] = "template"
+        tagged = "/StructTreeRoot" in doc.Root
+        plan_sites = [site for _, site in placed.values() if site and site.slot.startswith("plan")]
+        if tagged:
+            _detach_parent_arrays(doc, {site.page for site in plan_sites})
+        width, height = (float(v) for v in doc.pages[0].MediaBox[2:])
+        out = io.BytesIO()
+        doc.save(out, object_stream_mode=pikepdf.ObjectStreamMode.disable,
+                 deterministic_id=True, compress_streams=True)
+    data = out.getvalue()
+    with pikepdf.open(io.BytesIO(data)) as doc:
+        numbers = {}
+        for obj in doc.objects:
+            if isinstance(obj, pikepdf.Stream) and "/MDSlot" in obj.stream_dict:
+                numbers[obj.objgen[0]] = int(obj.stream_dict["/MDSlot"])
+        root = doc.trailer.Root.objgen[0]
+        info = doc.trailer.Info.objgen[0]
+        pages = len(doc.pages)
+        plan_tags = {site.slot: _plan_tags(doc, site) for site in plan_sites} if tagged else {}
+    chunks = _objects(data)
+    rewritten = {n for tags in plan_tags.values() for n in (tags.array, tags.container)}
+    objects = [(num, None if num in numbers or num in rewritten else chunk)
+               for num, chunk in chunks]
+    dynamic = {num: placed[serial] for num, serial in numbers.items()}
+    head = data[:data.index(b"\n", data.index(b"\n") + 1) + 1]
+    return Template(key=key, pages=pages, page_size_pt=(width, height), head=head,
+                    objects=objects, dynamic=dynamic, root=root, info=info,
+                    digest=hashlib.sha256(data).hexdigest(), labels=texts, tagged=tagged,
+                    plan_tags=plan_tags)
+
+
+def _parent_array(doc: pikepdf.Pdf, page: Any) -> tuple[Any, int]:
+    nums = doc.Root.StructTreeRoot.ParentTree.Nums
+    key = int(page.obj.StructParents)
+    for i in range(0, len(nums), 2):
+        if int(nums[i]) == key:
+            return nums, i + 1
+    raise ValueError("page without a ParentTree entry")
+
+
+def _detach_parent_arrays(doc: pikepdf.Pdf, pages: set[int]) -> None:
+    """Make the ParentTree arrays of these pages objects of their own, to rewrite."""
+    for index in pages:
+        nums, at = _parent_array(doc, doc.pages[index])
+        if not nums[at].is_indirect:
+            nums[at] = doc.make_indirect(nums[at])
+
+
+def _plan_tags(doc: pikepdf.Pdf, site: Site) -> PlanTags:
+    page = doc.pages[site.page]
+    nums, at = _parent_array(doc, page)
+    array = nums[at]
+    element = array[site.mcid]
+    while str(element.S) != "/P":  # up from the marker's span to its paragraph
+        element = element.P
+    entries = ["null" if i == site.mcid or item is None or not item.is_indirect
+               else f"{item.objgen[0]} 0 R" for i, item in enumerate(array)]
+    return PlanTags(page=page.obj.objgen[0], array=array.objgen[0], entries=entries,
+                    container=element.objgen[0], parent=element.P.objgen[0])
+
+
+def _markers(data: bytes, page: int) -> list[tuple[int, int, Site]]:
+    """(start, end, site) of each marker text object, in stream order."""
+    found = []
+    for match in _MARK.finditer(data):
+        slot = SLOTS[round(float(match.group(1)) * 255) - 1]
+        end = data.index(b"ET\n", match.end()) + 3
+        tm = _TM.search(data, match.end(), end)
+        if tm is None:
+            raise ValueError(f"unexpected marker drawing for {slot}")
+        x, y, size = (float(v) for v in tm.groups())
+        start, tag, mcid = match.start(), "", -1
+        if slot.startswith("plan"):
+            # A plan replaces its whole marked-content sequence: it has tags of its own.
+            bdc = data.rfind(b"<</MCID", 0, start)
+            tag_match = _TAG.match(data, data.rfind(b"\n/", 0, bdc) + 1)
+            if tag_match is None or not data.startswith(b"EMC\n", end):
+                raise ValueError("unexpected plan marker")
+            start, end = tag_match.start(), end + 4
+            tag, mcid = tag_match.group(1).decode(), int(tag_match.group(2))
+        found.append((start, end, Site(slot, page, x, y, size, tag, mcid)))
+    # Cut from the back of the stream forwards is easier; callers want stream order.
+    return _relative(found)
+
+
+def _relative(found: list[tuple[int, int, Site]]) -> list[tuple[int, int, Site]]:
+    """Offsets made relative to the end of the previous marker (the caller slices as it goes)."""
+    out, consumed = [], 0
+    for start, end, site in found:
+        out.append((start - consumed, end - consumed, site))
+        consumed = end
+    return out
+
+
+_XREF_LINE = re.compile(rb"(\d{10}) (\d{5}) ([nf]) ?\r?\n")
+
+
+def _objects(data: bytes) -> list[tuple[int, bytes]]:
+    """The numbered objects of a file with a plain cross-reference table, in file order."""
+    start = int(data[data.rindex(b"startxref") + 9:].split()[0])
+    header = re.match(rb"xref\r?\n0 (\d+)\r?\n", data[start:])
+    if header is None:
+        raise ValueError("expected a cross-reference table")
+    offsets = {}
+    position = start + header.end()
+    for number in range(int(header.group(1))):
+        line = _XREF_LINE.match(data, position)
+        if line is None:
+            raise ValueError("bad cross-reference line")
+        position = line.end()
+        if line.group(3) == b"n":
+            offsets[number] = int(line.group(1))
+    ordered = sorted(offsets.items(), key=lambda item: item[1])
+    chunks = []
+    for i, (number, offset) in enumerate(ordered):
+        end = ordered[i + 1][1] if i + 1 < len(ordered) else start
+        chunks.append((number, data[offset:end]))
+    return chunks
