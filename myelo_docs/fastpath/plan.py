@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from .pdffont import EmbeddedFace
 from .template import MM
 
-# Break opportunities we model: after spaces. A hyphen or slash may also break
-# in Pango; text that would wrap near one is left to the full render.
-_OTHER_BREAKS = re.compile(r"[-/\u2010-\u2014]")
+# Break opportunities we model, as Unicode line breaking (UAX #14) gives them
+# for our text: after a space, and after a hyphen, dash or slash followed by a
+# letter ("Fernández-O'Brien" may break after the hyphen; "2026-12-09" never does).
+_AFTER_DASH = re.compile(r"(?<=[-/\u2010\u2012-\u2014])(?=[^\W\d_])")
 TEXT = (0.066667, 0.066667, 0.066667)  # #111
 RULE = (0.333333, 0.333333, 0.333333)  # #555, the table borders
 HEAD_FILL = (0.933333, 0.945098, 0.956863)  # #EEF1F4
@@ -93,33 +94,33 @@ class Unsure(Exception):
 
 
 def wrap(face: EmbeddedFace, text: str, size: float, width: float) -> list[str]:
-    """Greedy lines at spaces, like Pango for plain text; Unsure near the edge."""
-    words = " ".join(re.split(r"[ \t\r\n\f]+", text.strip())).split(" ")
-    results = []
-    for scale in (1 - SLACK, 1.0, 1 + SLACK):
-        results.append(_greedy(face, words, size, width * scale))
+    """Greedy lines, like Pango for plain text; Unsure when within SLACK of the edge."""
+    pieces: list[tuple[str, str]] = []  # (piece, what joins it to the next: " " or "")
+    for word in re.split(r"[ \t\r\n\f]+", text.strip()):
+        parts = _AFTER_DASH.split(word)
+        pieces += [(part, "" if i < len(parts) - 1 else " ") for i, part in enumerate(parts)]
+    results = [_greedy(face, pieces, size, width * scale)
+               for scale in (1 - SLACK, 1.0, 1 + SLACK)]
     if not (results[0] == results[1] == results[2]):
         raise Unsure("a line break is too close to call")
-    lines = results[1]
-    if len(lines) > 1 and any(_OTHER_BREAKS.search(line) for line in lines):
-        raise Unsure("text that may break at a hyphen or slash")
-    return lines
+    return results[1]
 
 
-def _greedy(face: EmbeddedFace, words: Sequence[str], size: float, width: float) -> list[str]:
+def _greedy(face: EmbeddedFace, pieces: Sequence[tuple[str, str]], size: float,
+            width: float) -> list[str]:
     lines: list[str] = []
-    current = ""
-    for word in words:
-        if face.advance(word, size) > width:
+    current, joiner = "", ""
+    for piece, after in pieces:
+        if face.advance(piece, size) > width:
             raise Unsure("a word wider than its column")
-        trial = f"{current} {word}" if current else word
+        trial = current + joiner + piece
         if current and face.advance(trial, size) > width:
             lines.append(current)
-            current = word
+            current = piece
         else:
             current = trial
-    if current or not lines:
-        lines.append(current)
+        joiner = after
+    lines.append(current)
     return lines
 
 

@@ -1,0 +1,155 @@
+"""The fast path: packets from cached templates must read exactly like full renders.
+
+Every type, language and print size is compared page by page with the full
+WeasyPrint render of the same record (pypdf text, in reading order and in
+layout order), and so are the cases the fast path must hand back to the
+full render.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import record
+from myelo_docs import get_renderer
+from myelo_docs.fastpath import cache as template_cache
+from myelo_docs.fastpath import template
+from myelo_docs.fastpath.packet import FastPackets
+from myelo_docs.record import validate_record
+
+MEDS = [
+    {"name": "Warfarin", "instruction": "Restart on Friday unless your doctor tells you "
+                                        "otherwise, and check your INR next week."},
+    {"name": "Insulin glargine", "instruction": "Take your usual evening dose."},
+    {"name": "Metformin", "instruction": "Restart 48 hours after the test."},
+]
+LONG_PLAN = {
+    "medications": MEDS * 2,
+    "instructions": ["No baths for 3 days; showers are fine.",
+                     "Keep the bandage dry until tomorrow morning, then take it off.",
+                     "Do not lift anything heavier than a gallon of milk this week."],
+}
+
+
+def texts(pdf: bytes, mode: str) -> list[str]:
+    reader = PdfReader(io.BytesIO(pdf))
+    return [" ".join(page.extract_text(extraction_mode=mode).split()) for page in reader.pages]
+
+
+def assert_reads_the_same(fast: bytes, full: bytes) -> None:
+    """Layout mode places text by where it is on the page, as a reader sees it: it must
+    match line for line. Plain mode follows drawing order, where the fast path may draw
+    a list's bullets before its items rather than after: the same words, then."""
+    a, b = texts(fast, "layout"), texts(full, "layout")
+    assert len(a) == len(b)
+    for number, (x, y) in enumerate(zip(a, b, strict=True), start=1):
+        assert x == y, f"page {number} differs"
+    for number, (x, y) in enumerate(zip(texts(fast, "plain"), texts(full, "plain"),
+                                        strict=True), start=1):
+        assert sorted(x.split()) == sorted(y.split()), f"page {number} has other words"
+
+
+CASES = {
+    "lumbar en": record(),
+    "cervical en, no plan, no doctor or nurse": record(
+        type="cervical", medications=[], instructions=[], follow_up=None, physician=None,
+        nurse=None),
+    "thoracic en, accents": record(type="thoracic", patient_name="Zoë Fernández-O'Brien",
+                                   nurse="Søren Åberg", medications=MEDS),
+    "lumbar es": record(language="es", medications=MEDS,
+                        follow_up="Cita en la clínica el 10 de diciembre."),
+    "cervical es": record(type="cervical", language="es"),
+    "thoracic es": record(type="thoracic", language="es", instructions=[]),
+    "lumbar large print": record(large_print=True),
+    "cervical large print, plan over two pages": record(
+        type="cervical", large_print=True, medications=MEDS,
+        instructions=LONG_PLAN["instructions"]),
+    "thoracic large print, es": record(type="thoracic", large_print=True, language="es"),
+    "lumbar, plan over two pages": record(**LONG_PLAN, follow_up="Spine clinic in 2 weeks."),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_packet_reads_like_the_full_render(renderer, case):
+    fast = renderer.packet(CASES[case])
+    assert fast.path == "fast", "this record should not need the full render"
+    full = renderer.packet(CASES[case], full_render=True)
+    assert full.path == "full"
+    assert fast.pages == full.pages
+    assert_reads_the_same(fast.pdf, full.pdf)
+    assert fast.tagged
+
+
+@pytest.mark.parametrize("changes", [
+    {"patient_name": "Дмитрий Иванов"},  # a face other than the main one
+    {"patient_name": "Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe"},  # two lines
+    {"instructions": ["x" * 300]},  # a word wider than the page
+], ids=["cyrillic", "long name", "long word"])
+def test_records_the_fast_path_cannot_draw_exactly_get_the_full_render(renderer, changes):
+    document = renderer.packet(record(**changes))
+    assert document.path == "full"
+
+
+@pytest.mark.parametrize("length", [30, 34, 38, 42])
+def test_names_near_the_header_width_read_the_same_either_way(renderer, length):
+    """Whichever path a name of this length takes, the packet reads like the full render."""
+    name = ("Annabel Winterbottom-Featherstonehaugh Q" * 2)[:length].strip()
+    data = record(patient_name=name, large_print=length % 4 == 2)
+    assert_reads_the_same(renderer.packet(data).pdf,
+                          renderer.packet(data, full_render=True).pdf)
+
+
+def test_two_page_plan_uses_the_longer_template(renderer):
+    fast = renderer.packet(CASES["lumbar, plan over two pages"])
+    short = renderer.packet(record())
+    assert fast.pages == short.pages + 1
+
+
+def test_templates_are_shared_through_the_disk_cache(tmp_path, monkeypatch):
+    renderer = get_renderer()
+    record_ = validate_record(record(type="thoracic"))
+    first = FastPackets(renderer, template_cache.TemplateCache(renderer, tmp_path)).packet(record_)
+    files = list(tmp_path.glob("*.tmpl"))
+    assert len(files) == 1
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("the template should have come from the disk cache")
+
+    monkeypatch.setattr(template_cache, "build", no_render)
+    again = FastPackets(renderer, template_cache.TemplateCache(renderer, tmp_path)).packet(record_)
+    assert again.pdf == first.pdf  # byte for byte
+
+    files[0].write_bytes(files[0].read_bytes()[:-100])  # damaged: rebuilt, not trusted
+    monkeypatch.setattr(template_cache, "build", template.build)
+    rebuilt = FastPackets(renderer, template_cache.TemplateCache(renderer, tmp_path)).packet(
+        record_)
+    assert rebuilt.pdf == first.pdf
+
+
+def test_the_cache_folder_is_the_users_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("MYELO_DOCS_CACHE_DIR", str(tmp_path / "c"))
+    assert template_cache.default_dir() == tmp_path / "c"
+    monkeypatch.setenv("MYELO_DOCS_CACHE_DIR", "off")
+    assert template_cache.default_dir() is None
+    folder = tmp_path / "new"
+    cache = template_cache.TemplateCache(get_renderer(), folder)
+    cache.get("lumbar", "en", False, 1)
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+
+
+def test_templates_hold_no_patient_data(tmp_path):
+    """A template is the same file whichever patient first needed it."""
+    renderer = get_renderer()
+    files = []
+    for n, changes in enumerate([{}, {"patient_name": "Ada Other", "mrn": "OTHER-77",
+                                      "medications": MEDS, "physician": None}]):
+        folder = tmp_path / str(n)
+        FastPackets(renderer, template_cache.TemplateCache(renderer, folder)).packet(
+            validate_record(record(**changes)))
+        files.append({p.name: p.read_bytes() for p in folder.glob("*.tmpl")})
+    shared = files[0].keys() & files[1].keys()
+    assert shared and all(files[0][name] == files[1][name] for name in shared)
