@@ -197,26 +197,35 @@ class Renderer:
         """A taller top margin when long identifiers need more header lines.
 
         The header sits in the top margin and grows upwards; without room, a
-        long name would run off the top edge of the paper.
+        long name would run off the top edge of the paper. A fast-path
+        template is given the margin its patient needs ("header_margin").
         """
-        patient = context.get("patient")
-        if not patient:
+        if "header_margin" in context:
+            margin = context["header_margin"]
+        elif context.get("patient"):
+            margin = self.header_margin(context["L"], context["patient"], context["large_print"])
+        else:
+            margin = None
+        if margin is None:
             return []
-        size_pt = 15 if context["large_print"] else 10  # .running-header font sizes
-        page_mm = 216 if self.paper == "letter" else 210
-        column_pt = (page_mm - 32) * 0.53 * 72 / 25.4 * 0.95  # .identifiers, with slack
-        labels = context["L"]
-        lines = sum(header_lines(f"{labels[label]}: {patient[key]}", size_pt, column_pt)
-                    for key, label in (("name", "name_short"), ("dob", "dob_short"),
-                                       ("mrn", "mrn_short")))
-        if lines <= 3:  # what the standard 32 mm margin holds
-            return []
-        margin = 32 + 4 * math.ceil((lines - 3) * size_pt * 1.25 * 25.4 / 72 / 4)
         if margin not in self._margin_css:
             self._margin_css[margin] = CSS(string=f"@page {{ margin-top: {margin}mm; }}",
                                            font_config=self.font_config,
                                            url_fetcher=self.fetcher)
         return [self._margin_css[margin]]
+
+    def header_margin(self, labels: dict[str, str], patient: dict[str, Any],
+                      large_print: bool) -> int | None:
+        """The top margin in mm for these identifiers, None for the standard one."""
+        size_pt = 15 if large_print else 10  # .running-header font sizes
+        page_mm = 216 if self.paper == "letter" else 210
+        column_pt = (page_mm - 32) * 0.53 * 72 / 25.4 * 0.95  # .identifiers, with slack
+        lines = sum(header_lines(f"{labels[label]}: {patient[key]}", size_pt, column_pt)
+                    for key, label in (("name", "name_short"), ("dob", "dob_short"),
+                                       ("mrn", "mrn_short")))
+        if lines <= 3:  # what the standard 32 mm margin holds
+            return None
+        return 32 + 4 * math.ceil((lines - 3) * size_pt * 1.25 * 25.4 / 72 / 4)
 
     def _write(self, template: str, context: dict[str, Any], language: str,
                codes: PayloadFor | None = None, archive: bool = False) -> bytes:

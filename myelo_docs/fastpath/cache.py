@@ -22,9 +22,9 @@ from typing import Any
 
 from .. import __version__
 from ..provenance import content_provenance
-from .template import PlanTags, Site, Template, build
+from .template import ONE_LINE, PlanTags, Site, Template, build
 
-FORMAT = 1
+FORMAT = 2
 
 
 def default_dir() -> Path | None:
@@ -44,8 +44,9 @@ class TemplateCache:
             Path(folder) if folder else None)
         self._memory: dict[tuple[Any, ...], Template] = {}
 
-    def get(self, type_name: str, language: str, large_print: bool, plan_pages: int) -> Template:
-        key = (type_name, language, large_print, plan_pages)
+    def get(self, type_name: str, language: str, large_print: bool, plan_pages: int,
+            lines: tuple[int, ...] = ONE_LINE, header_margin: int | None = None) -> Template:
+        key = (type_name, language, large_print, plan_pages, tuple(lines), header_margin)
         if key not in self._memory:
             self._memory[key] = self._load_or_build(key)
         return self._memory[key]
@@ -128,7 +129,8 @@ def _read(path: Path) -> Template | None:
                 objects.append((num, bytes(body[position:position + size])))
                 position += size
         return Template(
-            key=tuple(meta["key"]), pages=meta["pages"],
+            key=tuple(tuple(v) if isinstance(v, list) else v for v in meta["key"]),
+            pages=meta["pages"],
             page_size_pt=tuple(meta["page_size_pt"]), head=meta["head"].encode("latin-1"),
             objects=objects,
             dynamic={num: (page, None if site is None else Site(**site))

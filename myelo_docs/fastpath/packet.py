@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import partial
 from typing import Any
 
 from babel.dates import format_date
@@ -22,12 +23,23 @@ from ..stamp import code_box, code_matrix, drawing, payloads_for
 from ..verify import verify_pdf
 from .cache import TemplateCache
 from .pdffont import EmbeddedFace, bundled_chain
-from .plan import TEXT, Fonts, Geometry, Style, Typesetter, Unsure, hex_colour, paginate, show
+from .plan import (
+    TEXT,
+    Fonts,
+    Geometry,
+    Style,
+    Typesetter,
+    Unsure,
+    hex_colour,
+    paginate,
+    show,
+    wrap,
+    wrap_measured,
+)
 from .plan import stack as stack_blocks
-from .template import MM, PX, Template
+from .template import MM, ONE_LINE, PX, TEXT_SLOTS, Template
 
 _COLLAPSE = re.compile(r"[ \t\r\n\f]+")  # CSS white-space: normal
-FIT = 0.97  # an identifier must fit its line with 3% to spare
 
 
 class FastPackets:
@@ -58,11 +70,18 @@ class FastPackets:
             raise Unsure("characters outside the fast path's fonts")
         key = (record.type.value, lang, record.large_print)
         template = self.cache.get(*key, plan_pages=1)
+        lines = self._slot_lines(template, values)
+        counts = tuple(len(lines[slot]) for slot in TEXT_SLOTS)
+        margin = self.renderer.header_margin(
+            template.labels, {"name": ids.name, "dob": ids.dob, "mrn": ids.mrn},
+            record.large_print)
+        if (counts, margin) != (ONE_LINE, None):  # a template for this many lines
+            template = self.cache.get(*key, 1, counts, margin)
         plan_pages = self._plan(template, record)
         if len(plan_pages) > 1:
-            template = self.cache.get(*key, plan_pages=2)
+            template = self.cache.get(*key, 2, counts, margin)
             plan_pages = self._plan(template, record)
-        pieces = self._slots(template, values)
+        pieces = self._draw_slots(template, lines)
         new = NewObjects(max(number for number, _ in template.objects) + 1)
         pieces.update(_plan_pieces(template, plan_pages, new))
         codes = payloads_for("packet", record.mrn)
@@ -75,35 +94,60 @@ class FastPackets:
         return all(self.regular.covers(ch) and self.bold.covers(ch) for ch in text
                    if ch != " ") and unicodedata.is_normalized("NFC", text)
 
-    def _slots(self, t: Template, values: dict[str, str]) -> dict[int, bytes]:
+    def _slot_lines(self, t: Template, values: dict[str, str]) -> dict[str, list[str]]:
+        """Each slot's text broken into lines as its column allows (the header's
+        identifiers start with their label)."""
         width_px = t.page_size_pt[0] / PX
         right_edge = width_px - 16 * MM  # print.css page margins
         id_column = 16 * MM + 0.47 * (width_px - 32 * MM)  # .identifiers margin-left: 47%
-        labels = t.labels
+        first = {}
+        for _, site in t.dynamic.values():
+            if site and site.line == 0:
+                first.setdefault(site.slot, site)
+        lines = {}
+        for slot in TEXT_SLOTS:
+            site = first[slot]
+            size = site.size
+            if slot.startswith("id_"):
+                label = t.labels[f"{slot[3:]}_short"] + ":"
+                lines[slot] = wrap_measured(partial(self._id_width, label, size=size),
+                                            f"{label} {values[slot[3:]]}",
+                                            site.x + self.bold.advance("X", size) - id_column)
+                if not lines[slot][0].startswith(label):
+                    raise Unsure("a label that breaks across lines")
+                continue
+            text = (f"{t.labels['test_title']}, {values['procedure_date']}"
+                    if slot == "test_and_date" else values[slot])
+            lines[slot] = wrap(self.bold, text, size, right_edge - site.x) if text else [""]
+        return lines
+
+    def _id_width(self, label: str, line: str, *, size: float) -> float:
+        if line.startswith(label):
+            return (self.regular.advance(label, size)
+                    + self.bold.advance(line[len(label):], size))
+        return self.bold.advance(line, size)
+
+    def _draw_slots(self, t: Template, lines: dict[str, list[str]]) -> dict[int, bytes]:
         pieces = {}
         for number, (_, site) in t.dynamic.items():
             if site is None or site.slot.startswith("plan"):
                 continue
-            if site.slot.startswith("id_"):
-                key = site.slot[3:]
-                label = labels[f"{key}_short"] + ":"
-                value = " " + values[key]
+            line = lines[site.slot][site.line]
+            if not line:
+                pieces[number] = b""
+            elif site.slot.startswith("id_"):  # right-aligned, label in the regular face
+                label = t.labels[f"{site.slot[3:]}_short"] + ":"
                 right = site.x + self.bold.advance("X", site.size)
-                width = (self.regular.advance(label, site.size)
-                         + self.bold.advance(value, site.size))
-                if width > (right - id_column) * FIT:
-                    raise Unsure("an identifier needs two lines in the header")
-                x = right - width
-                pieces[number] = (_colour() + show(self.regular, label, site.size, x, site.y)
-                                  + show(self.bold, value, site.size,
-                                         x + self.regular.advance(label, site.size), site.y))
-                continue
-            text = (f"{labels['test_title']}, {values['procedure_date']}"
-                    if site.slot == "test_and_date" else values[site.slot])
-            if self.bold.advance(text, site.size) > (right_edge - site.x) * FIT:
-                raise Unsure("a value needs two lines in its table cell")
-            pieces[number] = _colour() + show(self.bold, text, site.size, site.x, site.y) \
-                if text else b""
+                x = right - self._id_width(label, line, size=site.size)
+                if site.line == 0:
+                    after = x + self.regular.advance(label, site.size)
+                    pieces[number] = (_colour() + show(self.regular, label, site.size, x, site.y)
+                                      + show(self.bold, line[len(label):], site.size, after,
+                                             site.y))
+                else:
+                    pieces[number] = _colour() + show(self.bold, line, site.size, x, site.y)
+            else:
+                pieces[number] = _colour() + show(self.bold, line, site.size, site.x, site.y)
         return pieces
 
     def _plan(self, t: Template, record: PacketRecord) -> list[list[tuple[float, Any]]]:

@@ -12,7 +12,7 @@ the packet in full instead: a near miss must never change a page.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .pdffont import EmbeddedFace
@@ -95,26 +95,30 @@ class Unsure(Exception):
 
 def wrap(face: EmbeddedFace, text: str, size: float, width: float) -> list[str]:
     """Greedy lines, like Pango for plain text; Unsure when within SLACK of the edge."""
+    return wrap_measured(lambda line: face.advance(line, size), text, width)
+
+
+def wrap_measured(measure: Callable[[str], float], text: str, width: float) -> list[str]:
+    """wrap() for text whose width is not one face's (a label and a value)."""
     pieces: list[tuple[str, str]] = []  # (piece, what joins it to the next: " " or "")
     for word in re.split(r"[ \t\r\n\f]+", text.strip()):
         parts = _AFTER_DASH.split(word)
         pieces += [(part, "" if i < len(parts) - 1 else " ") for i, part in enumerate(parts)]
-    results = [_greedy(face, pieces, size, width * scale)
-               for scale in (1 - SLACK, 1.0, 1 + SLACK)]
+    results = [_greedy(measure, pieces, width * scale) for scale in (1 - SLACK, 1.0, 1 + SLACK)]
     if not (results[0] == results[1] == results[2]):
         raise Unsure("a line break is too close to call")
     return results[1]
 
 
-def _greedy(face: EmbeddedFace, pieces: Sequence[tuple[str, str]], size: float,
+def _greedy(measure: Callable[[str], float], pieces: Sequence[tuple[str, str]],
             width: float) -> list[str]:
     lines: list[str] = []
     current, joiner = "", ""
     for piece, after in pieces:
-        if face.advance(piece, size) > width:
+        if measure(piece) > width:
             raise Unsure("a word wider than its column")
         trial = current + joiner + piece
-        if current and face.advance(trial, size) > width:
+        if current and measure(trial) > width:
             lines.append(current)
             current = piece
         else:

@@ -32,6 +32,8 @@ MM = 96 / 25.4  # CSS pixels per millimetre
 SLOTS = ("id_name", "id_dob", "id_mrn", "name", "dob", "mrn", "procedure_date", "physician",
          "nurse", "test_and_date", "plan", "plan_2")
 SLOT_INDEX = {name: number for number, name in enumerate(SLOTS, start=1)}
+TEXT_SLOTS = SLOTS[:10]  # the rest are the plan's
+ONE_LINE = (1,) * len(TEXT_SLOTS)
 _MARK = re.compile(rb"0\.003922 0\.007843 ([0-9.]+) rg\n")
 _TM = re.compile(rb"1 0 0 -1 ([0-9.]+) ([0-9.]+) Tm\n/\w+ ([0-9.]+) Tf\n")
 _TAG = re.compile(rb"/(\w+)\n<</MCID (\d+)>>\nBDC\n")
@@ -48,6 +50,7 @@ class Site:
     x: float
     y: float
     size: float
+    line: int = 0  # which line of the slot's text
     tag: str = ""  # the marked-content tag around a plan marker
     mcid: int = -1
 
@@ -88,13 +91,21 @@ class Template:
 
 
 def build(renderer: Any, type_name: str, language: str, large_print: bool,
-          plan_pages: int) -> Template:
-    """Render the marker packet with WeasyPrint and cut it up (about one second)."""
+          plan_pages: int, lines: tuple[int, ...] = ONE_LINE,
+          header_margin: int | None = None) -> Template:
+    """Render the marker packet with WeasyPrint and cut it up (about one second).
+
+    ``lines``: how many lines each of TEXT_SLOTS takes for the patients this
+    template serves; ``header_margin``: the top margin their identifiers need.
+    """
     context = renderer._context(type_name, language, large_print)
     labels = context["L"]
-    marker_patient = {"name": "X", "dob": "X", "mrn": "X"}  # header height as for one line each
-    context.update(patient=marker_patient, title=labels["packet_title"],
-                   subject=labels["packet_subject"], slots=SLOT_INDEX, plan_pages=plan_pages)
+    slots = {name: {"colour": SLOT_INDEX[name], "lines": 1} for name in SLOTS}
+    for name, count in zip(TEXT_SLOTS, lines, strict=True):
+        slots[name]["lines"] = count
+    context.update(patient={"name": "X", "dob": "X", "mrn": "X"}, title=labels["packet_title"],
+                   subject=labels["packet_subject"], slots=slots, plan_pages=plan_pages,
+                   header_margin=header_margin)
     pdf = renderer._write("packet.html.j2", context, language)
     wanted = ("name_short", "dob_short", "mrn_short", "medicines_title", "medicines_intro",
               "medicine_name", "medicine_instruction", "nurse_instructions_title",
@@ -102,7 +113,7 @@ def build(renderer: Any, type_name: str, language: str, large_print: bool,
     texts = {key: labels[key] for key in wanted}
     texts["test_title"] = context["T"]["title"]
     texts["primary"] = renderer.brand.primary_colour
-    key = (type_name, language, large_print, plan_pages)
+    key = (type_name, language, large_print, plan_pages, tuple(lines), header_margin)
     template = _cut(pdf, key, texts)
     template.lines = _label_lines(renderer, language, large_print, {
         k: texts[k] for k in ("medicines_title", "medicines_intro", "nurse_instructions_title",
@@ -240,27 +251,40 @@ def _plan_tags(doc: pikepdf.Pdf, site: Site) -> PlanTags:
                     container=element.objgen[0], parent=element.P.objgen[0])
 
 
+_NEXT_LINE = re.compile(rb"(?:EMC\n)?(?:/\w+[\n ]<<[^>]*>>[\n ]BDC\n)?(?=BT\n)")
+
+
 def _markers(data: bytes, page: int) -> list[tuple[int, int, Site]]:
-    """(start, end, site) of each marker text object, in stream order."""
+    """(start, end, site) of each marker line's text object, in stream order.
+
+    A marker sets its colour, then draws "X" once per line; lines after the
+    first come in text objects of their own, in marked content of their own,
+    with no colour change between (any other text would set its colour).
+    """
     found = []
     for match in _MARK.finditer(data):
         slot = SLOTS[round(float(match.group(1)) * 255) - 1]
-        end = data.index(b"ET\n", match.end()) + 3
-        tm = _TM.search(data, match.end(), end)
-        if tm is None:
-            raise ValueError(f"unexpected marker drawing for {slot}")
-        x, y, size = (float(v) for v in tm.groups())
-        start, tag, mcid = match.start(), "", -1
-        if slot.startswith("plan"):
-            # A plan replaces its whole marked-content sequence: it has tags of its own.
-            bdc = data.rfind(b"<</MCID", 0, start)
-            tag_match = _TAG.match(data, data.rfind(b"\n/", 0, bdc) + 1)
-            if tag_match is None or not data.startswith(b"EMC\n", end):
-                raise ValueError("unexpected plan marker")
-            start, end = tag_match.start(), end + 4
-            tag, mcid = tag_match.group(1).decode(), int(tag_match.group(2))
-        found.append((start, end, Site(slot, page, x, y, size, tag, mcid)))
-    # Cut from the back of the stream forwards is easier; callers want stream order.
+        start, line = match.start(), 0
+        while True:
+            end = data.index(b"ET\n", start) + 3
+            tm = _TM.search(data, start, end)
+            if tm is None:
+                raise ValueError(f"unexpected marker drawing for {slot}")
+            x, y, size = (float(v) for v in tm.groups())
+            tag, mcid = "", -1
+            if slot.startswith("plan"):
+                # A plan replaces its whole marked-content sequence: it has tags of its own.
+                bdc = data.rfind(b"<</MCID", 0, start)
+                tag_match = _TAG.match(data, data.rfind(b"\n/", 0, bdc) + 1)
+                if tag_match is None or not data.startswith(b"EMC\n", end):
+                    raise ValueError("unexpected plan marker")
+                start, end = tag_match.start(), end + 4
+                tag, mcid = tag_match.group(1).decode(), int(tag_match.group(2))
+            found.append((start, end, Site(slot, page, x, y, size, line, tag, mcid)))
+            following = _NEXT_LINE.match(data, end)
+            if slot.startswith("plan") or following is None:
+                break
+            start, line = following.end(), line + 1
     return _relative(found)
 
 
