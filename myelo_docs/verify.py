@@ -102,6 +102,15 @@ def page_texts(pdf: bytes, password: str | None = None) -> list[str]:
         document.close()
 
 
+def page_count(pdf: bytes) -> int:
+    """Pages in a PDF, as PDFium reads its page tree."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return len(document)
+    finally:
+        document.close()
+
+
 def verify_pdf(pdf: bytes, ids: Identifiers | None, numbered: bool = True,
                codes: PayloadFor | None = None) -> int:
     """Check the PDF; return its page count. With codes, also each page's QR code.

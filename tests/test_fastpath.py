@@ -15,7 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import record
-from myelo_docs import get_renderer
+from myelo_docs import SelfCheckError, get_renderer
 from myelo_docs.fastpath import cache as template_cache
 from myelo_docs.fastpath import template
 from myelo_docs.fastpath.packet import FastPackets
@@ -155,3 +155,22 @@ def test_templates_hold_no_patient_data(tmp_path):
         files.append({p.name: p.read_bytes() for p in folder.glob("*.tmpl")})
     shared = files[0].keys() & files[1].keys()
     assert shared and all(files[0][name] == files[1][name] for name in shared)
+
+
+def test_after_the_first_full_read_the_patients_objects_are_still_read_back(monkeypatch,
+                                                                          tmp_path):
+    renderer = get_renderer()
+    fast = FastPackets(renderer, template_cache.TemplateCache(renderer, tmp_path))
+    fast.packet(validate_record(record()))  # this template's first packet: read in full
+    assert len(fast._read_in_full) == 1
+    real_draw = FastPackets._draw_slots
+
+    def nurse_name_in_the_header(self, template, lines):
+        return real_draw(self, template, {**lines, "id_name": ["Name: Theo Checkmark"]})
+
+    monkeypatch.setattr(FastPackets, "_draw_slots", nurse_name_in_the_header)
+    with pytest.raises(SelfCheckError) as caught:
+        fast.packet(validate_record(record(mrn="TST-0000002")))
+    assert all("name" in p.problem for p in caught.value.problems)
+    # every page but the first and last, which show the name in their tables too
+    assert {p.field for p in caught.value.problems} == {f"page {n}" for n in range(2, 9)}

@@ -143,10 +143,22 @@ def test_cli_writes_nothing_when_a_page_is_corrupted(tmp_path, monkeypatch, path
             return swap_page(pdf, other_pdf, 1) if template == "packet.html.j2" else pdf
 
         monkeypatch.setattr(render.Renderer, "_write", corrupted)
-    else:
-        real_assemble = fast_packet._assemble
-        monkeypatch.setattr(fast_packet, "_assemble", lambda *args: swap_page(
-            real_assemble(*args), other_pdf, 1))
+    else:  # the slots of page 2 filled with the other patient's identifiers
+        real_draw = fast_packet.FastPackets._draw_slots
+        other = validate_record(OTHER)
+        ids = display_identifiers(other)
+        theirs = {"name": ids.name, "dob": ids.dob, "mrn": ids.mrn,
+                  "procedure_date": "November 25, 2026", "physician": "", "nurse": ""}
+
+        def mixed(self, template, lines):
+            pieces = real_draw(self, template, lines)
+            wrong = real_draw(self, template, self._slot_lines(template, theirs))
+            for number, (page, _) in template.dynamic.items():
+                if page == 1 and number in wrong:
+                    pieces[number] = wrong[number]
+            return pieces
+
+        monkeypatch.setattr(fast_packet.FastPackets, "_draw_slots", mixed)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, [
         "packet", "--type", "lumbar", "--patient-name", BASE_RECORD["patient_name"],

@@ -24,7 +24,7 @@ from .. import __version__
 from ..provenance import content_provenance
 from .template import ONE_LINE, PlanTags, Site, Template, build
 
-FORMAT = 2
+FORMAT = 3
 
 
 def default_dir() -> Path | None:
@@ -92,6 +92,7 @@ def _write(path: Path, t: Template) -> None:
         "head": t.head.decode("latin-1"), "root": t.root, "info": t.info, "digest": t.digest,
         "labels": t.labels, "lines": t.lines, "tagged": t.tagged,
         "plan_tags": {slot: tags.__dict__ for slot, tags in t.plan_tags.items()},
+        "check": {str(num): chunk.decode("latin-1") for num, chunk in t.check.items()},
         "objects": [[num, chunk is None, 0 if chunk is None else len(chunk)]
                     for num, chunk in t.objects],
         "dynamic": [[num, page, None if site is None else site.__dict__]
@@ -137,6 +138,7 @@ def _read(path: Path) -> Template | None:
                      for num, page, site in meta["dynamic"]},
             root=meta["root"], info=meta["info"], digest=meta["digest"],
             labels=meta["labels"], lines=meta["lines"], tagged=meta["tagged"],
-            plan_tags={slot: PlanTags(**tags) for slot, tags in meta["plan_tags"].items()})
+            plan_tags={slot: PlanTags(**tags) for slot, tags in meta["plan_tags"].items()},
+            check={int(num): chunk.encode("latin-1") for num, chunk in meta["check"].items()})
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -25,8 +25,8 @@ _AFTER_DASH = re.compile(r"(?<=[-/\u2010\u2012-\u2014])(?=[^\W\d_])")
 TEXT = (0.066667, 0.066667, 0.066667)  # #111
 RULE = (0.333333, 0.333333, 0.333333)  # #555, the table borders
 HEAD_FILL = (0.933333, 0.945098, 0.956863)  # #EEF1F4
-SLACK = 0.005  # widths within 0.5% either way count as too close to call
-PAGE_SLACK = 2.0  # px: a section ending this close to the page bottom, either way
+SLACK = 0.001  # widths within 0.1% either way count as too close to call
+PAGE_SLACK = 0.25  # px: a section ending this close to the page bottom, either way
 
 
 @dataclass(frozen=True)

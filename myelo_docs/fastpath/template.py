@@ -84,6 +84,9 @@ class Template:
     labels: dict[str, str] = field(default_factory=dict)
     lines: dict[str, list[str]] = field(default_factory=dict)  # fixed plan text, as laid out
     plan_tags: dict[str, PlanTags] = field(default_factory=dict)  # by plan slot
+    # The self-check's copy replaces each page's shared content (read back in
+    # full once per template) with these stand-ins; see packet.py.
+    check: dict[int, bytes] = field(default_factory=dict)
     tagged: bool = True
 
     def sites(self, slot: str) -> list[Site]:
@@ -205,6 +208,7 @@ def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str]) -> Template:
         for obj in doc.objects:
             if isinstance(obj, pikepdf.Stream) and "/MDSlot" in obj.stream_dict:
                 numbers[obj.objgen[0]] = int(obj.stream_dict["/MDSlot"])
+        check = _check_chunks(doc, numbers)
         root = doc.trailer.Root.objgen[0]
         info = doc.trailer.Info.objgen[0]
         pages = len(doc.pages)
@@ -218,7 +222,31 @@ def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str]) -> Template:
     return Template(key=key, pages=pages, page_size_pt=(width, height), head=head,
                     objects=objects, dynamic=dynamic, root=root, info=info,
                     digest=hashlib.sha256(data).hexdigest(), labels=texts, tagged=tagged,
-                    plan_tags=plan_tags)
+                    plan_tags=plan_tags, check=check)
+
+
+_FLIP = re.compile(rb"1 0 0 -1 0 [0-9.]+ cm\nq\n0\.75 0 0 0\.75 0 0 cm\n")
+
+
+def _check_chunks(doc: pikepdf.Pdf, dynamic: dict[int, int]) -> dict[int, bytes]:
+    """Stand-ins for the shared content of each page in the self-check's copy:
+    only WeasyPrint's coordinate set-up (y-flip, pixels) and its closing, so
+    the patient's text is read back where the real page has it."""
+    out = {}
+    for page in doc.pages:
+        shared = [s for s in page.obj.Contents if "/MDSlot" not in s.stream_dict]
+        for i, stream in enumerate(shared):
+            if i == 0:
+                flip = _FLIP.search(stream.read_bytes(), 0, 200)
+                if flip is None:
+                    raise ValueError("unexpected start of a page's content")
+                body = b"q\n" + flip.group(0).replace(b"q\n", b"")
+            else:
+                body = b"Q\n" if i == len(shared) - 1 else b""
+            number = stream.objgen[0]
+            out[number] = (b"%d 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n"
+                           % (number, len(body), body))
+    return out
 
 
 def _parent_array(doc: pikepdf.Pdf, page: Any) -> tuple[Any, int]:
