@@ -319,3 +319,27 @@ def test_print_file_check_refuses_a_page_from_another_packet(tmp_path, renderer)
                        tmp_path / "print.pdf", renderer, duplex=False)
     assert "page 2" in str(caught.value)
     assert not (tmp_path / "print.pdf").exists()
+
+
+def test_manifest_says_how_each_packet_was_made_and_full_render_forces_it(tmp_path):
+    """Packets come from templates where they can; a right-to-left name gets the
+    full render; --full-render renders all in full. Both runs read the same."""
+    rows = HEADER + GOOD[0] + GOOD[1] + "thoracic,سارة أحمد,1962-03-03,B-009,2026-11-25,,\n"
+    source = write_csv(tmp_path / "list.csv", rows)
+    runs = {}
+    for mode, extra in (("mixed", []), ("full", ["--full-render"])):
+        out = tmp_path / mode
+        result = run(["batch", str(source), "--out", str(out), "--jobs", "1", "--quiet",
+                      *extra])
+        assert result.exit_code == 0, result.output
+        runs[mode] = {line["row"]: line for line in read_manifest(out)}
+        for line in runs[mode].values():
+            assert line["tagged"] == "yes"
+            assert hashlib.sha256((out / line["file"]).read_bytes()).hexdigest() == \
+                line["sha256"]
+    assert [runs["mixed"][row]["render"] for row in ("2", "3", "4")] == ["fast", "fast", "full"]
+    assert {line["render"] for line in runs["full"].values()} == {"full"}
+    for row in ("2", "3"):
+        fast = pages_text((tmp_path / "mixed" / runs["mixed"][row]["file"]).read_bytes())
+        full = pages_text((tmp_path / "full" / runs["full"][row]["file"]).read_bytes())
+        assert [sorted(p.split()) for p in fast] == [sorted(p.split()) for p in full]

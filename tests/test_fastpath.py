@@ -70,6 +70,10 @@ CASES = {
         instructions=LONG_PLAN["instructions"]),
     "thoracic large print, es": record(type="thoracic", large_print=True, language="es"),
     "lumbar, plan over two pages": record(**LONG_PLAN, follow_up="Spine clinic in 2 weeks."),
+    "names in the fallback face": record(patient_name="Дмитрий Иванов",
+                                         nurse="Ελένη Παππά", physician="Dr. Nguyễn Thị Ánh"),
+    "large print, fallback face on two header lines": record(
+        large_print=True, patient_name="Александра Константиновна Иванова-Петрова"),
     "a name on two header lines": record(
         patient_name="Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe"),
 }
@@ -87,10 +91,11 @@ def test_fast_packet_reads_like_the_full_render(renderer, case):
 
 
 @pytest.mark.parametrize("changes", [
-    {"patient_name": "Дмитрий Иванов"},  # a face other than the main one
+    {"patient_name": "سارة أحمد"},  # a right-to-left script
+    {"instructions": ["Спросите врача."]},  # the plan is drawn in the main face only
     {"mrn": "MRN" + "7" * 35, "large_print": True},  # broken inside a word in the header
     {"instructions": ["x" * 300]},  # a word wider than the page
-], ids=["cyrillic", "long mrn", "long word"])
+], ids=["arabic", "cyrillic plan", "long mrn", "long word"])
 def test_records_the_fast_path_cannot_draw_exactly_get_the_full_render(renderer, changes):
     document = renderer.packet(record(**changes))
     assert document.path == "full"

@@ -22,9 +22,9 @@ from typing import Any
 
 from .. import __version__
 from ..provenance import content_provenance
-from .template import ONE_LINE, PlanTags, Site, Template, build
+from .template import ONE_LINE, Lines, PlanTags, Site, Template, build
 
-FORMAT = 3
+FORMAT = 4
 
 
 def default_dir() -> Path | None:
@@ -45,7 +45,7 @@ class TemplateCache:
         self._memory: dict[tuple[Any, ...], Template] = {}
 
     def get(self, type_name: str, language: str, large_print: bool, plan_pages: int,
-            lines: tuple[int, ...] = ONE_LINE, header_margin: int | None = None) -> Template:
+            lines: Lines = ONE_LINE, header_margin: int | None = None) -> Template:
         key = (type_name, language, large_print, plan_pages, tuple(lines), header_margin)
         if key not in self._memory:
             self._memory[key] = self._load_or_build(key)
@@ -112,6 +112,11 @@ def _write(path: Path, t: Template) -> None:
         raise
 
 
+def _tuples(value: Any) -> Any:
+    """JSON lists back into the tuples a template key is made of."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def _read(path: Path) -> Template | None:
     """The template, or None if the file is damaged (it is then rebuilt)."""
     try:
@@ -130,7 +135,7 @@ def _read(path: Path) -> Template | None:
                 objects.append((num, bytes(body[position:position + size])))
                 position += size
         return Template(
-            key=tuple(tuple(v) if isinstance(v, list) else v for v in meta["key"]),
+            key=_tuples(meta["key"]),
             pages=meta["pages"],
             page_size_pt=tuple(meta["page_size_pt"]), head=meta["head"].encode("latin-1"),
             objects=objects,

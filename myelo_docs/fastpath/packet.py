@@ -1,11 +1,11 @@
-"""One patient's packet from a cached template: their text in the slots,
-their plan laid out, a code on every page, then the same self-check as a
-full render.
+"""One patient's packet from a cached template: their text in the slots (on
+as many lines as their columns need, from a template made for that many),
+their plan laid out, a code on every page, then PDFium's read-back.
 
 ``FastPackets.packet`` raises Unsure when a record is outside what the fast
-path draws exactly like the full render (a script other than Latin in our
-main face, an identifier too long for one line, a line or page break too
-close to call); the caller then renders it in full.
+path draws exactly like the full render (characters our main face lacks, a
+word wider than its column, a line or page break too close to call); the
+caller then renders it in full.
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ from .plan import (
     hex_colour,
     paginate,
     show,
-    wrap,
     wrap_measured,
 )
 from .plan import stack as stack_blocks
-from .template import MM, ONE_LINE, PX, TEXT_SLOTS, Template
+from .template import FALLBACK_MARK, MM, ONE_LINE, PX, TEXT_SLOTS, Template
 
 _COLLAPSE = re.compile(r"[ \t\r\n\f]+")  # CSS white-space: normal
 
@@ -47,7 +46,8 @@ class FastPackets:
     def __init__(self, renderer: Any, cache: TemplateCache | None = None):
         self.renderer = renderer
         self.cache = cache or TemplateCache(renderer)
-        regular, bold = bundled_chain(False).faces[0], bundled_chain(True).faces[0]
+        self.chain = {False: bundled_chain(False), True: bundled_chain(True)}
+        regular, bold = self.chain[False].faces[0], self.chain[True].faces[0]
         self.regular, self.bold = regular, bold
         self.fonts = Fonts(regular, bold, *_vertical_metrics(regular))
         self._read_in_full: set[tuple[Any, ...]] = set()
@@ -65,15 +65,18 @@ class FastPackets:
             "physician": record.physician or "", "nurse": record.nurse or "",
         }
         values = {k: _collapse(v) for k, v in values.items()}
-        texts = [*values.values(), record.follow_up or "", *record.instructions,
-                 *(m.name for m in record.medications),
-                 *(m.instruction for m in record.medications)]
-        if not all(self._drawable(text) for text in texts):
+        plan = [record.follow_up or "", *record.instructions,
+                *(m.name for m in record.medications),
+                *(m.instruction for m in record.medications)]
+        # Identifiers and table cells may use the fallback face; the plan may not.
+        if not (all(self._drawable(text, fallback=True) for text in values.values())
+                and all(self._drawable(text) for text in plan)):
             raise Unsure("characters outside the fast path's fonts")
         key = (record.type.value, lang, record.large_print)
         template = self.cache.get(*key, plan_pages=1)
         lines = self._slot_lines(template, values)
-        counts = tuple(len(lines[slot]) for slot in TEXT_SLOTS)
+        counts = tuple(tuple(self._needs_fallback(slot, line) for line in lines[slot])
+                       for slot in TEXT_SLOTS)
         margin = self.renderer.header_margin(
             template.labels, {"name": ids.name, "dob": ids.dob, "mrn": ids.mrn},
             record.large_print)
@@ -116,9 +119,25 @@ class FastPackets:
                 Problem("pdf", f"has {pages} pages, not {t.pages}", "report this as a bug")])
         return pages
 
-    def _drawable(self, text: str) -> bool:
+    def _drawable(self, text: str, fallback: bool = False) -> bool:
+        if not unicodedata.is_normalized("NFC", text):
+            return False
+        if fallback:
+            return self.chain[True].runs(text) is not None
         return all(self.regular.covers(ch) and self.bold.covers(ch) for ch in text
-                   if ch != " ") and unicodedata.is_normalized("NFC", text)
+                   if ch != " ")
+
+    def _needs_fallback(self, slot: str, line: str) -> bool:
+        runs = self.chain[True].runs(line) or []
+        return any(face is not self.bold for face, _ in runs)
+
+    def _bold_runs(self, text: str, size: float, x: float, y: float) -> bytes:
+        """Text in the bold face, with its fallback where needed, from x."""
+        out = []
+        for face, run in self.chain[True].runs(text) or []:
+            out.append(show(face, run, size, x, y))
+            x += face.advance(run, size)
+        return b"".join(out)
 
     def _slot_lines(self, t: Template, values: dict[str, str]) -> dict[str, list[str]]:
         """Each slot's text broken into lines as its column allows (the header's
@@ -144,17 +163,26 @@ class FastPackets:
                 continue
             text = (f"{t.labels['test_title']}, {values['procedure_date']}"
                     if slot == "test_and_date" else values[slot])
-            lines[slot] = wrap(self.bold, text, size, right_edge - site.x) if text else [""]
+            lines[slot] = wrap_measured(partial(self._bold_width, size=size), text,
+                                        right_edge - site.x) if text else [""]
         return lines
 
+    def _bold_width(self, text: str, *, size: float) -> float:
+        return self.chain[True].advance(text, size)
+
     def _id_width(self, label: str, line: str, *, size: float) -> float:
-        if line.startswith(label):
-            return (self.regular.advance(label, size)
-                    + self.bold.advance(line[len(label):], size))
-        return self.bold.advance(line, size)
+        """An identifier's line: the label in the regular face, the space after it
+        in the bold one (it is outside the label's span), then the value."""
+        if line.startswith(label + " "):
+            return (self.regular.advance(label, size) + self.bold.advance(" ", size)
+                    + self._bold_width(line[len(label) + 1:], size=size))
+        if line == label:
+            return self.regular.advance(label, size)
+        return self._bold_width(line, size=size)
 
     def _draw_slots(self, t: Template, lines: dict[str, list[str]]) -> dict[int, bytes]:
         pieces = {}
+        flags = dict(zip(TEXT_SLOTS, t.key[4], strict=True))
         for number, (_, site) in t.dynamic.items():
             if site is None or site.slot.startswith("plan"):
                 continue
@@ -163,17 +191,20 @@ class FastPackets:
                 pieces[number] = b""
             elif site.slot.startswith("id_"):  # right-aligned, label in the regular face
                 label = t.labels[f"{site.slot[3:]}_short"] + ":"
-                right = site.x + self.bold.advance("X", site.size)
+                marker = "X" + (FALLBACK_MARK if flags[site.slot][site.line] else "")
+                right = site.x + self._bold_width(marker, size=site.size)
                 x = right - self._id_width(label, line, size=site.size)
                 if site.line == 0:
-                    after = x + self.regular.advance(label, site.size)
+                    space = x + self.regular.advance(label, site.size)
+                    after = space + self.bold.advance(" ", site.size)
                     pieces[number] = (_colour() + show(self.regular, label, site.size, x, site.y)
-                                      + show(self.bold, line[len(label):], site.size, after,
-                                             site.y))
+                                      + show(self.bold, " ", site.size, space, site.y)
+                                      + self._bold_runs(line[len(label) + 1:], site.size,
+                                                        after, site.y))
                 else:
-                    pieces[number] = _colour() + show(self.bold, line, site.size, x, site.y)
+                    pieces[number] = _colour() + self._bold_runs(line, site.size, x, site.y)
             else:
-                pieces[number] = _colour() + show(self.bold, line, site.size, site.x, site.y)
+                pieces[number] = _colour() + self._bold_runs(line, site.size, site.x, site.y)
         return pieces
 
     def _plan(self, t: Template, record: PacketRecord) -> list[list[tuple[float, Any]]]:

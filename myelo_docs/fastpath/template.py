@@ -33,11 +33,14 @@ SLOTS = ("id_name", "id_dob", "id_mrn", "name", "dob", "mrn", "procedure_date", 
          "nurse", "test_and_date", "plan", "plan_2")
 SLOT_INDEX = {name: number for number, name in enumerate(SLOTS, start=1)}
 TEXT_SLOTS = SLOTS[:10]  # the rest are the plan's
-ONE_LINE = (1,) * len(TEXT_SLOTS)
+# Per text slot, one flag per line: does the line need the fallback face (Noto
+# Sans)? A line with Noto glyphs is a little taller, as in the full render.
+Lines = tuple[tuple[bool, ...], ...]
+ONE_LINE: Lines = ((False,),) * len(TEXT_SLOTS)
+FALLBACK_MARK = "\u0416"  # a Cyrillic letter: drawn with Noto Sans, as the line will be
 _MARK = re.compile(rb"0\.003922 0\.007843 ([0-9.]+) rg\n")
 _TM = re.compile(rb"1 0 0 -1 ([0-9.]+) ([0-9.]+) Tm\n/\w+ ([0-9.]+) Tf\n")
 _TAG = re.compile(rb"/(\w+)\n<</MCID (\d+)>>\nBDC\n")
-FONT_NAMES = {False: "MDAR", True: "MDAB"}  # our own embedded faces, by boldness
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,19 @@ class Template:
 
 
 def build(renderer: Any, type_name: str, language: str, large_print: bool,
-          plan_pages: int, lines: tuple[int, ...] = ONE_LINE,
+          plan_pages: int, lines: Lines = ONE_LINE,
           header_margin: int | None = None) -> Template:
     """Render the marker packet with WeasyPrint and cut it up (about one second).
 
-    ``lines``: how many lines each of TEXT_SLOTS takes for the patients this
-    template serves; ``header_margin``: the top margin their identifiers need.
+    ``lines``: the lines each of TEXT_SLOTS takes for the patients this
+    template serves (see Lines); ``header_margin``: the top margin their
+    identifiers need.
     """
     context = renderer._context(type_name, language, large_print)
     labels = context["L"]
-    slots = {name: {"colour": SLOT_INDEX[name], "lines": 1} for name in SLOTS}
-    for name, count in zip(TEXT_SLOTS, lines, strict=True):
-        slots[name]["lines"] = count
+    slots = {name: {"colour": SLOT_INDEX[name], "lines": [""]} for name in SLOTS}
+    for name, flags in zip(TEXT_SLOTS, lines, strict=True):
+        slots[name]["lines"] = [FALLBACK_MARK if noto else "" for noto in flags]
     context.update(patient={"name": "X", "dob": "X", "mrn": "X"}, title=labels["packet_title"],
                    subject=labels["packet_subject"], slots=slots, plan_pages=plan_pages,
                    header_margin=header_margin)
@@ -116,8 +120,8 @@ def build(renderer: Any, type_name: str, language: str, large_print: bool,
     texts = {key: labels[key] for key in wanted}
     texts["test_title"] = context["T"]["title"]
     texts["primary"] = renderer.brand.primary_colour
-    key = (type_name, language, large_print, plan_pages, tuple(lines), header_margin)
-    template = _cut(pdf, key, texts)
+    key = (type_name, language, large_print, plan_pages, lines, header_margin)
+    template = _cut(pdf, key, texts, fallback=any(any(flags) for flags in lines))
     template.lines = _label_lines(renderer, language, large_print, {
         k: texts[k] for k in ("medicines_title", "medicines_intro", "nurse_instructions_title",
                               "follow_up_title", "results_note")})
@@ -159,10 +163,13 @@ def _label_lines(renderer: Any, language: str, large_print: bool,
     return found
 
 
-def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str]) -> Template:
+def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str],
+         fallback: bool = False) -> Template:
     placed: dict[int, tuple[int, Site | None]] = {}  # placeholder serial -> (page, site)
     with pikepdf.open(io.BytesIO(pdf)) as doc:
-        fonts = {bold: bundled_chain(bold).faces[0].add_to(doc) for bold in (False, True)}
+        faces = [face for bold in (False, True) for face in bundled_chain(bold).faces
+                 [:2 if fallback else 1]]
+        fonts = {face.resource_name: face.add_to(doc) for face in faces}
         serial = 0
         for index, page in enumerate(doc.pages):
             data = page.obj.Contents.read_bytes()
@@ -190,8 +197,8 @@ def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str]) -> Template:
                 streams.append(doc.make_indirect(stream))
             page.obj.Contents = streams
             font_dict = page.obj.Resources.Font
-            for bold, font in fonts.items():
-                font_dict[Name("/" + FONT_NAMES[bold])] = font
+            for name, font in fonts.items():
+                font_dict[Name("/" + name)] = font
         doc.docinfo[Name("/MyeloDocsCode")] = CODE_FORMAT
         doc.docinfo[Name("/MyeloDocsRenderPath")] = "template"
         tagged = "/StructTreeRoot" in doc.Root
@@ -299,6 +306,10 @@ def _markers(data: bytes, page: int) -> list[tuple[int, int, Site]]:
             if tm is None:
                 raise ValueError(f"unexpected marker drawing for {slot}")
             x, y, size = (float(v) for v in tm.groups())
+            # A line drawn in two faces may come as two text objects at one height.
+            while (data.startswith(b"BT\n", end)
+                   and (same := _TM.match(data, end + 3)) and float(same.group(2)) == y):
+                end = data.index(b"ET\n", end) + 3
             tag, mcid = "", -1
             if slot.startswith("plan"):
                 # A plan replaces its whole marked-content sequence: it has tags of its own.

@@ -60,9 +60,18 @@ def _start_worker(settings: RenderSettings) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         _renderer = settings.renderer()
-        _renderer.handout("lumbar")  # loads the fonts and fills WeasyPrint's caches
+        _warm_up(_renderer)
     except MyeloDocsError as exc:
         _start_error = _error_result(exc)
+
+
+def _warm_up(renderer: Any) -> None:
+    """Fonts, WeasyPrint's caches and the everyday packet templates, loaded (or, the
+    first time on this machine, rendered) before the first nurse is waiting."""
+    from ..demo import DEMO_RECORD
+
+    for type_name in ("lumbar", "cervical", "thoracic"):
+        renderer.packet({**DEMO_RECORD, "type": type_name})
 
 
 def _exit_with_parent(parent: int) -> None:
