@@ -2,7 +2,9 @@
 
 Run:  .venv/bin/python benchmarks/bench_service.py [--clients 8] [--requests 200]
 
-Starts `myelo-docs serve` as its own process, warms it, then has every client
+Starts `myelo-docs serve` as its own process with an empty template cache
+(its workers render the everyday templates while starting: that is in the
+"server ready" time), warms it, then has every client
 post --requests packets (each a different made-up patient, so nothing can be
 served from a cache) and prints latency percentiles, throughput, errors and
 the memory (RSS) of the server and its workers before, during and after.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -75,11 +78,13 @@ def main() -> None:
     script = Path(sys.executable).parent / "myelo-docs"
     # The server's log goes to a file: a pipe nobody reads would fill up and stall it.
     fd, log_name = tempfile.mkstemp(prefix="bench-service-", suffix=".log")
+    # An empty template cache: the workers render their templates while starting.
+    cache = tempfile.mkdtemp(prefix="bench-service-cache-")
     with os.fdopen(fd, "wb") as log:
         server = subprocess.Popen(
             [str(script), "serve", "--port", str(port), "--workers", str(args.workers),
              "--queue", str(args.queue)], stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MYELO_DOCS_TOKEN": ""})
+            env={**os.environ, "MYELO_DOCS_TOKEN": "", "MYELO_DOCS_CACHE_DIR": cache})
     started = time.perf_counter()
     try:
         while True:
@@ -163,6 +168,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             print("the server did not stop within 60 s of SIGTERM; killed it")
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

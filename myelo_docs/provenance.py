@@ -36,6 +36,7 @@ KEYS = {
     "MyeloDocsProtocol": "protocol settings (hash)",
     "MyeloDocsFonts": "fonts (hash)",
     "MyeloDocsCode": "scannable code on every page",
+    "MyeloDocsRenderPath": "rendered from",  # "template" (the fast path); absent: in full
 }
 CODE_FORMAT = "QR: MYELO|kind|page/total|MRN"
 

@@ -13,14 +13,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from babel.dates import format_date
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
 
 from . import __version__
 from .assets import templates_dir
@@ -35,6 +33,9 @@ from .record import MyelogramType, PacketRecord, text_fields, validate_record
 from .stamp import PayloadFor, payloads_for, stamp_pages
 from .tagging import finish_tags
 from .verify import Identifiers, verify_pdf
+
+if TYPE_CHECKING:
+    from weasyprint import CSS
 
 
 class _MissingGlyphWatch(logging.Handler):
@@ -126,15 +127,6 @@ class Renderer:
         self.fetcher = LockedFetcher(
             folders=[templates, *self.fonts.folders], files=[self.brand.logo_path]
         )
-        self.font_config = FontConfiguration()
-        self.stylesheets = [
-            CSS(string=self.fonts.font_face_css(), font_config=self.font_config,
-                url_fetcher=self.fetcher),
-            CSS(filename=str(templates / "print.css"), font_config=self.font_config,
-                url_fetcher=self.fetcher),
-            CSS(string=self._brand_css(), font_config=self.font_config,
-                url_fetcher=self.fetcher),
-        ]
         self._page_css: dict[str, CSS] = {}
         self._margin_css: dict[int, CSS] = {}
         self.provenance = renderer_provenance(self.brand, self.protocol, self.fonts)
@@ -142,6 +134,23 @@ class Renderer:
         # fonts (--font-dir) always get the full render.
         self.fast_path = font_dir is None
         self._fast: Any = None
+
+    # WeasyPrint is loaded on the first full render: a worker drawing packets
+    # from cached templates (fastpath/) never needs it.
+    @cached_property
+    def font_config(self) -> Any:
+        from weasyprint.text.fonts import FontConfiguration
+
+        return FontConfiguration()
+
+    @cached_property
+    def stylesheets(self) -> list[CSS]:
+        from weasyprint import CSS
+
+        options = {"font_config": self.font_config, "url_fetcher": self.fetcher}
+        return [CSS(string=self.fonts.font_face_css(), **options),
+                CSS(filename=str(templates_dir() / "print.css"), **options),
+                CSS(string=self._brand_css(), **options)]
 
     def _brand_css(self) -> str:
         size = "letter" if self.paper == "letter" else "A4"
@@ -165,6 +174,8 @@ class Renderer:
 
     def _language_css(self, language: str) -> CSS:
         """Page numbering words ("Page 1 of 9") for one language, built once."""
+        from weasyprint import CSS
+
         if language not in self._page_css:
             labels = self.content(language).data["labels"]["labels"]
             page, of = (_css_string(labels[k]) for k in ("page", "of"))
@@ -209,6 +220,8 @@ class Renderer:
         if margin is None:
             return []
         if margin not in self._margin_css:
+            from weasyprint import CSS
+
             self._margin_css[margin] = CSS(string=f"@page {{ margin-top: {margin}mm; }}",
                                            font_config=self.font_config,
                                            url_fetcher=self.fetcher)
@@ -231,6 +244,8 @@ class Renderer:
                codes: PayloadFor | None = None, archive: bool = False) -> bytes:
         """Render a template to PDF with provenance metadata and, given codes,
         a scannable code on every page (stamp.py)."""
+        from weasyprint import HTML
+
         markup = self.env.get_template(template).render(context)
         html = HTML(string=markup, base_url=templates_dir().as_uri() + "/",
                     url_fetcher=self.fetcher)

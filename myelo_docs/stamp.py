@@ -150,11 +150,15 @@ def code_problem(page: pdfium.PdfPage, payload: str, page_number: int) -> Proble
                    "report this as a bug; the packet was not written")
 
 
+MODULE_PX = 5  # pixels a module when reading a code back; sampled at each module's middle
+_DARK = bytes(1 if value < 128 else 0 for value in range(256))  # grey level -> module
+
+
 def _matches(page: pdfium.PdfPage, wanted: Sequence[bytes]) -> bool:
     width, height = page.get_size()
     n = len(wanted)
     box = code_box(width, 0.0, n)
-    scale = max(2.0, 5.0 / box.module)  # about 5 pixels a module
+    scale = MODULE_PX / box.module
     left = box.x - box.quiet
     right = box.x + box.side + box.quiet
     bottom = box.y - box.quiet
@@ -162,19 +166,18 @@ def _matches(page: pdfium.PdfPage, wanted: Sequence[bytes]) -> bool:
     bitmap = page.render(scale=scale, crop=(left, bottom, width - right, height - top),
                          grayscale=True, fill_color=(255, 255, 255, 255))
     try:
-        buffer, stride, channels = bitmap.buffer, bitmap.stride, bitmap.n_channels
+        pixels = memoryview(bitmap.buffer).cast("B")
+        stride, channels = bitmap.stride, bitmap.n_channels
         grid = n + 2 * QUIET_MODULES
-        step = box.module * scale
+        quiet = bytes(QUIET_MODULES)
+        step = MODULE_PX * channels
         for r in range(grid):
-            py = int((r + 0.5) * step)
-            for c in range(grid):
-                px = int((c + 0.5) * step)
-                dark = buffer[py * stride + px * channels] < 128
-                inside = (QUIET_MODULES <= r < n + QUIET_MODULES
-                          and QUIET_MODULES <= c < n + QUIET_MODULES)
-                expected = inside and wanted[r - QUIET_MODULES][c - QUIET_MODULES]
-                if dark != expected:
-                    return False
+            start = (r * MODULE_PX + MODULE_PX // 2) * stride + (MODULE_PX // 2) * channels
+            seen = bytes(pixels[start:start + grid * step:step]).translate(_DARK)
+            inside = QUIET_MODULES <= r < n + QUIET_MODULES
+            expected = (quiet + wanted[r - QUIET_MODULES] + quiet) if inside else bytes(grid)
+            if seen != expected:  # a wrong module, or something drawn over the quiet zone
+                return False
         return True
     finally:
         bitmap.close()

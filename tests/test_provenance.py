@@ -127,6 +127,9 @@ def test_inspect_prints_provenance_without_patient_details(packet_file, packets)
                 "MyeloDocsTemplates", "MyeloDocsBrand", "MyeloDocsProtocol"):
         assert meta[key] in out
         assert KEYS[key].capitalize() in out
+    assert packets["lumbar"].path == "fast"
+    made = next(line for line in out.splitlines() if line.startswith("Rendered from"))
+    assert "template" in made  # how it was made, for an audit
     for secret in PATIENT:
         assert secret not in out
 

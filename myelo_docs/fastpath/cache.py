@@ -24,7 +24,7 @@ from .. import __version__
 from ..provenance import content_provenance
 from .template import ONE_LINE, Lines, PlanTags, Site, Template, build
 
-FORMAT = 4
+FORMAT = 5  # bump when template.py cuts templates differently
 
 
 def default_dir() -> Path | None:

@@ -200,7 +200,7 @@ def _cut(pdf: bytes, key: tuple[Any, ...], texts: dict[str, str],
             for name, font in fonts.items():
                 font_dict[Name("/" + name)] = font
         doc.docinfo[Name("/MyeloDocsCode")] = CODE_FORMAT
-        doc.docinfo[Name("/MyeloDocsRenderPath")] = "template"
+        doc.docinfo[Name("/MyeloDocsRenderPath")] = "template (cached, filled per patient)"
         tagged = "/StructTreeRoot" in doc.Root
         plan_sites = [site for _, site in placed.values() if site and site.slot.startswith("plan")]
         if tagged:
