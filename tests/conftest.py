@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from myelo_docs import get_renderer
 ROOT = Path(__file__).resolve().parent.parent
 # Fast-path templates go to a cache of this test run's own (shared by its
 # subprocesses), never the user's: each run starts cold and leaves nothing.
-os.environ.setdefault("MYELO_DOCS_CACHE_DIR", tempfile.mkdtemp(prefix="myelo-docs-test-cache-"))
+if "MYELO_DOCS_CACHE_DIR" not in os.environ:
+    os.environ["MYELO_DOCS_CACHE_DIR"] = tempfile.mkdtemp(prefix="myelo-docs-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MYELO_DOCS_CACHE_DIR"], ignore_errors=True)
 
 BASE_RECORD = {
     "type": "lumbar",
