@@ -179,3 +179,11 @@ def test_after_the_first_full_read_the_patients_objects_are_still_read_back(monk
     assert all("name" in p.problem for p in caught.value.problems)
     # every page but the first and last, which show the name in their tables too
     assert {p.field for p in caught.value.problems} == {f"page {n}" for n in range(2, 9)}
+
+
+def test_a4_paper_reads_like_the_full_render():
+    renderer = get_renderer(paper="a4")
+    data = record(medications=MEDS, large_print=True)
+    fast = renderer.packet(data)
+    assert fast.path == "fast"
+    assert_reads_the_same(fast.pdf, renderer.packet(data, full_render=True).pdf)
