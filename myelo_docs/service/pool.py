@@ -92,7 +92,7 @@ def _ready() -> dict[str, Any] | None:
 
 
 def run_job(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Render one packet or handout in this worker. The swap point for a faster path."""
+    """Render one packet (from a cached template where it can) or handout in this worker."""
     if _start_error is not None:
         return _start_error
     started = time.perf_counter()
@@ -133,6 +133,7 @@ class RenderPool:
         self._jobs = 0
         self._last_seconds = 1.0
         self._executor: ProcessPoolExecutor | None = None
+        self._warming: ProcessPoolExecutor | None = None  # the next workers, while they start
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # "spawn": a fresh interpreter per worker, never a fork of the server's threads.
@@ -151,6 +152,10 @@ class RenderPool:
         return self
 
     def close(self) -> None:
+        with self._lock:
+            warming, self._warming = self._warming, None
+        if warming is not None:
+            warming.shutdown(wait=True, cancel_futures=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -175,14 +180,34 @@ class RenderPool:
         return max(1, math.ceil(self._last_seconds * self.limit / self.workers))
 
     def _recycle(self) -> None:
-        """After recycle_after jobs, new jobs go to fresh workers; the old ones finish theirs."""
+        """After recycle_after jobs, start fresh workers; once they are warm, new jobs
+        go to them and the old ones finish theirs. (Switching at once made the
+        requests that came meanwhile wait seconds for cold workers.)"""
         with self._lock:
             self._jobs += 1
-            if self._jobs < self.recycle_after or self._executor is None:
+            if (self._jobs < self.recycle_after or self._executor is None
+                    or self._warming is not None):
                 return
             self._jobs = 0
-            old, self._executor = self._executor, self._new_executor()
-        old.shutdown(wait=False)
+            fresh = self._warming = self._new_executor()
+        ready = [fresh.submit(_ready) for _ in range(self.workers)]
+
+        def switch(_: object) -> None:
+            if not all(future.done() for future in ready):
+                return
+            with self._lock:
+                if self._warming is not fresh:
+                    return
+                self._warming = None
+                if any(future.exception() or future.result() for future in ready):
+                    fresh.shutdown(wait=False)  # keep the old workers; try again later
+                    return
+                old, self._executor = self._executor, fresh
+            if old is not None:
+                old.shutdown(wait=False)
+
+        for future in ready:
+            future.add_done_callback(switch)
 
     async def render(self, kind: str, payload: dict[str, Any], timeout: float) -> Rendered:
         """Render in a worker. Raises Busy, RenderTimeout or the render's MyeloDocsError."""
