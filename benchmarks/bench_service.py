@@ -144,6 +144,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         stop.set()
         rss_end = rss_mb(server.pid)
+        time.sleep(10)  # workers replaced near the end finish starting or stopping
+        rss_settled = rss_mb(server.pid)
 
         total = args.clients * args.requests
         errors = total - statuses["200"]
@@ -156,7 +158,7 @@ def main() -> None:
                   f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
                   f"max {max(latencies) * 1000:.0f} ms")
         print(f"RSS server + workers: {rss_start:.0f} MB after warm-up, peak {peak[0]:.0f} MB, "
-              f"{rss_end:.0f} MB at the end")
+              f"{rss_end:.0f} MB at the end, {rss_settled:.0f} MB 10 s later")
         print(f"machine: {os.cpu_count()} cores, 1-minute load {load_start:.1f} at the start, "
               f"{os.getloadavg()[0]:.1f} at the end (other work competing for the cores "
               "slows every figure)")
