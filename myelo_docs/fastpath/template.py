@@ -1,11 +1,12 @@
-"""Packet templates: one WeasyPrint render per type, language and print size,
-reused for every patient.
+"""Packet templates: one WeasyPrint render per type, language and print size
+(and per shape: text on two lines, a plan over an extra page), reused for
+every patient it fits.
 
 The template is the real packet template rendered with a marker, a letter
-"X" in a colour of its own, wherever per-patient text goes (slots.py names
+"X" in a colour of its own, wherever per-patient text goes (SLOTS names
 them). Here the PDF is taken apart: each page's content stream is cut at the
 markers into shared pieces, and each marker becomes an empty stream of its
-own that ``assemble`` fills with one patient's text. Everything else (the
+own that packet.py fills with one patient's text. Everything else (the
 fonts and pictures, the structure tree, the metadata) is kept as written, as
 numbered objects ready to be copied byte for byte.
 """
