@@ -75,7 +75,7 @@ class FastPackets:
         key = (record.type.value, lang, record.large_print)
         template = self.cache.get(*key, plan_pages=1)
         lines = self._slot_lines(template, values)
-        counts = tuple(tuple(self._needs_fallback(slot, line) for line in lines[slot])
+        counts = tuple(tuple(self._needs_fallback(line) for line in lines[slot])
                        for slot in TEXT_SLOTS)
         margin = self.renderer.header_margin(
             template.labels, {"name": ids.name, "dob": ids.dob, "mrn": ids.mrn},
@@ -87,7 +87,7 @@ class FastPackets:
             template = self.cache.get(*key, 2, counts, margin)
             plan_pages = self._plan(template, record)
         pieces = self._draw_slots(template, lines)
-        new = NewObjects(max(number for number, _ in template.objects) + 1)
+        new = NewObjects(template.next_number)
         pieces.update(_plan_pieces(template, plan_pages, new))
         codes = payloads_for("packet", record.mrn)
         pdf = _assemble(template, pieces, codes, new)
@@ -127,17 +127,13 @@ class FastPackets:
         return all(self.regular.covers(ch) and self.bold.covers(ch) for ch in text
                    if ch != " ")
 
-    def _needs_fallback(self, slot: str, line: str) -> bool:
+    def _needs_fallback(self, line: str) -> bool:
         runs = self.chain[True].runs(line) or []
         return any(face is not self.bold for face, _ in runs)
 
     def _bold_runs(self, text: str, size: float, x: float, y: float) -> bytes:
         """Text in the bold face, with its fallback where needed, from x."""
-        out = []
-        for face, run in self.chain[True].runs(text) or []:
-            out.append(show(face, run, size, x, y))
-            x += face.advance(run, size)
-        return b"".join(out)
+        return self.chain[True].show(text, size, x, y, flipped=True) + b"\n" if text else b""
 
     def _slot_lines(self, t: Template, values: dict[str, str]) -> dict[str, list[str]]:
         """Each slot's text broken into lines as its column allows (the header's
@@ -145,13 +141,9 @@ class FastPackets:
         width_px = t.page_size_pt[0] / PX
         right_edge = width_px - 16 * MM  # print.css page margins
         id_column = 16 * MM + 0.47 * (width_px - 32 * MM)  # .identifiers margin-left: 47%
-        first = {}
-        for _, site in t.dynamic.values():
-            if site and site.line == 0:
-                first.setdefault(site.slot, site)
         lines = {}
         for slot in TEXT_SLOTS:
-            site = first[slot]
+            site = t.first_sites[slot]
             size = site.size
             if slot.startswith("id_"):
                 label = t.labels[f"{slot[3:]}_short"] + ":"
@@ -171,18 +163,19 @@ class FastPackets:
         return self.chain[True].advance(text, size)
 
     def _id_width(self, label: str, line: str, *, size: float) -> float:
-        """An identifier's line: the label in the regular face, the space after it
-        in the bold one (it is outside the label's span), then the value."""
+        """An identifier's line: the label in the regular face, then the space after
+        it and the value in the bold one (the space is outside the label's span, and
+        goes to the value's face, as Pango gives it)."""
         if line.startswith(label + " "):
-            return (self.regular.advance(label, size) + self.bold.advance(" ", size)
-                    + self._bold_width(line[len(label) + 1:], size=size))
+            return (self.regular.advance(label, size)
+                    + self._bold_width(line[len(label):], size=size))
         if line == label:
             return self.regular.advance(label, size)
         return self._bold_width(line, size=size)
 
     def _draw_slots(self, t: Template, lines: dict[str, list[str]]) -> dict[int, bytes]:
         pieces = {}
-        flags = dict(zip(TEXT_SLOTS, t.key[4], strict=True))
+        flags = t.line_flags
         for number, (_, site) in t.dynamic.items():
             if site is None or site.slot.startswith("plan"):
                 continue
@@ -195,12 +188,10 @@ class FastPackets:
                 right = site.x + self._bold_width(marker, size=site.size)
                 x = right - self._id_width(label, line, size=site.size)
                 if site.line == 0:
-                    space = x + self.regular.advance(label, site.size)
-                    after = space + self.bold.advance(" ", site.size)
+                    after = x + self.regular.advance(label, site.size)
                     pieces[number] = (_colour() + show(self.regular, label, site.size, x, site.y)
-                                      + show(self.bold, " ", site.size, space, site.y)
-                                      + self._bold_runs(line[len(label) + 1:], site.size,
-                                                        after, site.y))
+                                      + self._bold_runs(line[len(label):], site.size, after,
+                                                        site.y))
                 else:
                     pieces[number] = _colour() + self._bold_runs(line, site.size, x, site.y)
             else:
@@ -208,8 +199,7 @@ class FastPackets:
         return pieces
 
     def _plan(self, t: Template, record: PacketRecord) -> list[list[tuple[float, Any]]]:
-        large = bool(t.key[2])
-        style = Style.for_print(large)
+        style = Style.for_print(t.large_print)
         width_px, height_px = (v / PX for v in t.page_size_pt)
         first = t.sites("plan")[0]
         body_baseline = self.fonts.baseline(style.size, style.line)

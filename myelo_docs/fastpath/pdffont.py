@@ -478,16 +478,17 @@ class FaceChain:
             raise UncoveredTextError("the fast-path fonts cannot draw this text")
         return sum(face.advance(run, size) for face, run in runs)
 
-    def show(self, text: str, size: float, x: float, y: float) -> bytes:
+    def show(self, text: str, size: float, x: float, y: float, flipped: bool = False) -> bytes:
         """PDF operators drawing text with its baseline starting at (x, y) in
-        default user space. One text object; each run sets its font and shows
-        its glyphs, and the text position moves on by the /W widths plus the TJ
+        default user space, or with ``flipped`` in a y-down space such as
+        WeasyPrint's. One text object; each run sets its font and shows its
+        glyphs, and the text position moves on by the /W widths plus the TJ
         kerning: exactly what advance() adds up. No colour is set."""
         runs = self.runs(text)
         if runs is None:
             raise UncoveredTextError("the fast-path fonts cannot draw this text")
         size_text = _number(size)
-        parts = [f"BT 1 0 0 1 {_number(x)} {_number(y)} Tm"]
+        parts = [f"BT 1 0 0 {-1 if flipped else 1} {_number(x)} {_number(y)} Tm"]
         for face, run in runs:
             parts.append(f"/{face.resource_name} {size_text} Tf {face.show_operator(run)}")
         parts.append("ET")

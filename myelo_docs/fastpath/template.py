@@ -19,6 +19,7 @@ import io
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pikepdf
@@ -95,6 +96,30 @@ class Template:
 
     def sites(self, slot: str) -> list[Site]:
         return [site for _, site in self.dynamic.values() if site and site.slot == slot]
+
+    # Derived once per template, not per packet.
+    @cached_property
+    def first_sites(self) -> dict[str, Site]:
+        """Each slot's first line, wherever it first appears (columns are the same)."""
+        first: dict[str, Site] = {}
+        for _, site in self.dynamic.values():
+            if site and site.line == 0:
+                first.setdefault(site.slot, site)
+        return first
+
+    @cached_property
+    def next_number(self) -> int:
+        """The first object number free for a packet's own objects."""
+        return max(number for number, _ in self.objects) + 1
+
+    @property
+    def large_print(self) -> bool:
+        return bool(self.key[2])
+
+    @property
+    def line_flags(self) -> dict[str, tuple[bool, ...]]:
+        """Per text slot, its lines and which of them use the fallback face."""
+        return dict(zip(TEXT_SLOTS, self.key[4], strict=True))
 
 
 def build(renderer: Any, type_name: str, language: str, large_print: bool,
