@@ -75,6 +75,27 @@ def render_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def intake_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--mrn-system and --mrn-pattern: the hospital's intake settings (intake.py)."""
+    from .intake import MRN_PATTERN_HELP, MRN_SYSTEM_HELP
+
+    options = [
+        click.option("--mrn-system", "mrn_systems", multiple=True, metavar="URI",
+                     help=MRN_SYSTEM_HELP),
+        click.option("--mrn-pattern", metavar="REGEX", help=MRN_PATTERN_HELP),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def intake_settings(mrn_systems: tuple[str, ...], mrn_pattern: str | None) -> Any:
+    """The IntakeSettings the --mrn-system/--mrn-pattern flags describe."""
+    from .intake import IntakeSettings
+
+    return IntakeSettings(mrn_systems=mrn_systems, mrn_pattern=mrn_pattern)
+
+
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("-o", "--output", type=str,

@@ -24,7 +24,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .damaged import FIX as DAMAGE_FIX
+from .damaged import damage
 from .errors import Problem, RecordError
+from .intake import IntakeSettings
 
 MAX_NAME = 120
 MAX_MRN = 40
@@ -37,6 +40,9 @@ MAX_MEDICATIONS = 25
 # wrong identifier, so these are refused rather than drawn.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# What Excel does to a long number it thinks is numeric: 1.23457E+11, 123456.0
+_EXCEL_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+_EXCEL_DECIMAL = re.compile(r"\d+[.,]0+")
 
 
 class MyelogramType(StrEnum):
@@ -45,12 +51,19 @@ class MyelogramType(StrEnum):
     lumbar = "lumbar"
 
 
+EXCEL_MRN_FIX = ("in the spreadsheet, format the MRN column as Text, fill in the MRNs again "
+                 "from the source system and export again")
+
+
 def _custom(problem: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("myelo", "{problem}", {"problem": problem, "fix": fix})
 
 
-def clean_text(value: Any) -> Any:
-    """Normalise text and refuse characters that must never be printed."""
+def clean_text(value: Any, name: bool = False) -> Any:
+    """Normalise text and refuse characters that must never be printed.
+
+    ``name``: a name or identifier, where any question mark is damage.
+    """
     if not isinstance(value, str):
         return value
     value = unicodedata.normalize("NFC", value).strip()
@@ -71,7 +84,14 @@ def clean_text(value: Any) -> Any:
                 f"contains a control or unassigned character (U+{ord(ch):04X})",
                 "remove line breaks, tabs and invisible characters",
             )
+    found = damage(value, name=name)
+    if found is not None:
+        raise _custom(found.value, DAMAGE_FIX)
     return value
+
+
+def clean_name(value: Any) -> Any:
+    return clean_text(value, name=True)
 
 
 def parse_iso_date(value: Any) -> Any:
@@ -91,13 +111,14 @@ def parse_iso_date(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(clean_text)]
+Name = Annotated[str, BeforeValidator(clean_name)]  # names and identifiers
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 
 
 class Medication(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Text = Field(min_length=1, max_length=MAX_NAME)
+    name: Name = Field(min_length=1, max_length=MAX_NAME)
     instruction: Text = Field(min_length=1, max_length=MAX_FREE_TEXT)
 
 
@@ -107,12 +128,12 @@ class PacketRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: MyelogramType
-    patient_name: Text = Field(min_length=1, max_length=MAX_NAME)
+    patient_name: Name = Field(min_length=1, max_length=MAX_NAME)
     date_of_birth: IsoDate
-    mrn: Text = Field(min_length=1, max_length=MAX_MRN)
+    mrn: Name = Field(min_length=1, max_length=MAX_MRN)
     procedure_date: IsoDate
-    physician: Annotated[Text, Field(max_length=MAX_NAME)] | None = None
-    nurse: Annotated[Text, Field(max_length=MAX_NAME)] | None = None
+    physician: Annotated[Name, Field(max_length=MAX_NAME)] | None = None
+    nurse: Annotated[Name, Field(max_length=MAX_NAME)] | None = None
     follow_up: Annotated[Text, Field(max_length=MAX_FOLLOW_UP)] | None = None
     instructions: list[Annotated[Text, Field(min_length=1, max_length=MAX_FREE_TEXT)]] = Field(
         default_factory=list, max_length=MAX_INSTRUCTIONS
@@ -141,6 +162,12 @@ class PacketRecord(BaseModel):
         if any(unicodedata.category(ch) == "Cf" for ch in value):
             raise _custom("contains an invisible character",
                           "type the MRN again instead of copying it from another program")
+        if _EXCEL_SCIENTIFIC.fullmatch(value):
+            raise _custom("was changed by Excel into a rounded number in scientific notation "
+                          "(like 1.23E+11), so the real MRN is lost", EXCEL_MRN_FIX)
+        if _EXCEL_DECIMAL.fullmatch(value):
+            raise _custom("ends in a decimal part (like .0) that Excel adds when it treats "
+                          "the MRN as a number", EXCEL_MRN_FIX)
         return value
 
     @field_validator("physician", "nurse", "follow_up", mode="after")
@@ -155,7 +182,8 @@ class PacketRecord(BaseModel):
 
         if not isinstance(value, str):
             return value
-        value = value.strip().lower() or "en"
+        # A BCP-47 tag in any case, with or without a region: es-MX, ES, es_US -> es
+        value = value.strip().lower().replace("_", "-").split("-")[0] or "en"
         languages = available_languages()
         if value not in languages:
             raise _custom(
@@ -263,11 +291,21 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     return problems
 
 
-def validate_record(data: Any) -> PacketRecord:
+def validate_record(data: Any, intake: IntakeSettings | None = None) -> PacketRecord:
     """Validate raw data (a dict from JSON, CSV, HTTP...) into a record.
 
-    Raises RecordError listing every problem at once.
+    Then the hospital's intake checks (``intake``, default: our defaults): the
+    procedure date window and the MRN pattern. Raises RecordError listing
+    every problem at once.
     """
+    record = _model(data)
+    problems = (intake or IntakeSettings()).problems(record)
+    if problems:
+        raise RecordError("The patient record has problems", problems)
+    return record
+
+
+def _model(data: Any) -> PacketRecord:
     if isinstance(data, PacketRecord):
         return data
     if not isinstance(data, dict):
