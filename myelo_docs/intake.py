@@ -31,6 +31,8 @@ class IntakeSettings:
     - ``mrn_pattern``: a regular expression the whole MRN must match, or None.
     - ``procedure_years_back`` / ``procedure_years_ahead``: how far from today
       a procedure date may be (whole years; default 5 back, 1 ahead).
+    - ``recent_procedure_days``: a FHIR Procedure or order older than this
+      (days; default 30) is chosen only when the procedure date is given.
 
     Raises ConfigError for a pattern that is not a valid regular expression
     or a negative window.
@@ -40,6 +42,7 @@ class IntakeSettings:
     mrn_pattern: str | None = None
     procedure_years_back: int = 5
     procedure_years_ahead: int = 1
+    recent_procedure_days: int = 30
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,11 +55,13 @@ class IntakeSettings:
                 raise ConfigError("The MRN pattern is not a valid regular expression", [
                     Problem("--mrn-pattern", f"cannot be read ({exc.msg})",
                             "write a regular expression such as [0-9]{8}")]) from None
-        if self.procedure_years_back < 0 or self.procedure_years_ahead < 0:
+        if min(self.procedure_years_back, self.procedure_years_ahead,
+               self.recent_procedure_days) < 0:
             raise ConfigError("The procedure date window is negative", [
-                Problem("procedure_years_back/ahead", "is below 0", "give 0 or more years")])
+                Problem("procedure_years_back/ahead, recent_procedure_days", "is below 0",
+                        "give 0 or more")])
 
-    def problems(self, record: Any, today: date | None = None) -> list[Problem]:
+    def problems(self, record: Any, on: date | None = None) -> list[Problem]:
         """Every intake problem of a validated record (never quoting a value)."""
         problems = []
         if self._compiled is not None and not self._compiled.fullmatch(record.mrn):
@@ -64,9 +69,9 @@ class IntakeSettings:
                 "mrn", f"does not match the hospital's MRN pattern {self.mrn_pattern}",
                 "check the MRN in the source system (a spreadsheet may have dropped its "
                 "leading zeros: format the column as Text and export again)"))
-        today = today or date.today()
-        earliest = _years_from(today, -self.procedure_years_back)
-        latest = _years_from(today, self.procedure_years_ahead)
+        day = on or today()
+        earliest = _years_from(day, -self.procedure_years_back)
+        latest = _years_from(day, self.procedure_years_ahead)
         if record.procedure_date < earliest:
             problems.append(Problem(
                 "procedure_date", f"is more than {self.procedure_years_back} years ago",
@@ -76,6 +81,11 @@ class IntakeSettings:
                 "procedure_date", f"is more than {_years(self.procedure_years_ahead)} ahead",
                 "check the year of the procedure date"))
         return problems
+
+
+def today() -> date:
+    """Today's date, as every intake rule sees it (one place, so tests can pin it)."""
+    return date.today()
 
 
 def _years(n: int) -> str:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from . import intake
 from .damaged import FIX as DAMAGE_FIX
 from .damaged import damage
 from .errors import Problem, RecordError
@@ -195,7 +196,7 @@ class PacketRecord(BaseModel):
     @field_validator("date_of_birth", mode="after")
     @classmethod
     def _not_future(cls, value: date) -> date:
-        if value > date.today():
+        if value > intake.today():
             raise _custom("is in the future", "check the year of birth")
         if value.year < 1900:
             raise _custom("is before 1900", "check the year of birth")

@@ -5,12 +5,13 @@ import io
 import os
 import shutil
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
-from myelo_docs import get_renderer
+from myelo_docs import get_renderer, intake
 
 ROOT = Path(__file__).resolve().parent.parent
 # Fast-path templates go to a cache of this test run's own (shared by its
@@ -33,6 +34,16 @@ BASE_RECORD = {
         {"name": "Warfarin", "instruction": "Restart on 2026-11-27 unless told otherwise."},
     ],
 }
+
+
+TODAY = date(2026, 11, 30)
+
+
+@pytest.fixture(autouse=True)
+def pinned_today(monkeypatch):
+    """Every in-process test sees the same today, so date rules (the procedure date
+    window, which FHIR myelogram is current) give the same answer on any day."""
+    monkeypatch.setattr(intake, "today", lambda: TODAY)
 
 
 def record(**changes: object) -> dict[str, object]:

@@ -17,6 +17,7 @@ from conftest import ROOT, flat, pages_text
 from myelo_docs import RecordError
 from myelo_docs.cli import main
 from myelo_docs.fhir import packet_from_bundle
+from myelo_docs.intake import IntakeSettings
 
 DATA = ROOT / "tests" / "data" / "fhir"
 
@@ -47,10 +48,16 @@ def test_lumbar_procedure_with_cpt():
 
 
 def test_cervical_service_request_with_cpt_and_urn_subject():
-    packet = packet_from_bundle((DATA / "cervical-servicerequest.json").read_text())
+    text = (DATA / "cervical-servicerequest.json").read_text()
+    # Its only identifier has no type: never taken as the MRN without the hospital's system.
+    assert problems_of(text) == {"Bundle.entry[Patient].identifier": (
+        "has no identifier that is clearly the medical record number "
+        "(found: system urn:oid:2.16.840.1.113883.19.5)")}
+    packet = packet_from_bundle(text, intake_settings=IntakeSettings(
+        mrn_systems=("urn:oid:2.16.840.1.113883.19.5",)))
     assert packet.record.type.value == "cervical"
     assert packet.record.patient_name == "Cedric Servicerequest"
-    assert packet.record.mrn == "TST-5520117"  # no MR type: the first identifier
+    assert packet.record.mrn == "TST-5520117"  # the identifier with the hospital's MRN system
     assert packet.record.procedure_date.isoformat() == "2026-12-02"
     assert packet.subject == {"reference": "urn:uuid:1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b"}
     assert packet.performed_instant is None  # a date without a time
@@ -60,7 +67,7 @@ def test_thoracic_from_text_and_body_site():
     data = bundle("thoracic-text")
     packet = packet_from_bundle(data)
     assert packet.record.type.value == "thoracic"
-    assert packet.record.procedure_date.isoformat() == "2026-10-14"  # performedPeriod.start
+    assert packet.record.procedure_date.isoformat() == "2026-11-28"  # performedPeriod.start
     assert packet.subject == {"reference": "Patient/p-3"}
     # A Patient with neither id nor fullUrl is referred to by its MRN.
     del data["entry"][0]["resource"]["id"]
@@ -72,7 +79,7 @@ def test_preferred_communication_sets_the_language():
     data = bundle("lumbar-procedure")
     patient = data["entry"][0]["resource"]
     patient["communication"] = [
-        {"language": {"coding": [{"code": "xx"}]}},
+        {"language": {"coding": [{"code": "de"}]}},
         {"language": {"coding": [{"code": "en-GB"}]}, "preferred": True},
     ]
     assert packet_from_bundle(data).record.language == "en"
@@ -80,7 +87,7 @@ def test_preferred_communication_sets_the_language():
     patient["communication"][1]["preferred"] = False
     found = problems_of(data)
     assert found == {"Bundle.entry[Patient].communication":
-                     "is not a language we have patient text for"}
+                     "is German, a language we have no patient text for"}
     # A flag given with --fhir replaces what the Bundle says.
     assert packet_from_bundle(data, overrides={"language": "en"}).record.language == "en"
 
@@ -109,14 +116,15 @@ PROCEDURE = ["entry", 1, "resource"]
 
 @pytest.mark.parametrize(("change", "field", "problem"), [
     (_without(["entry", 0]), "Bundle.entry[Patient]", "is missing"),
-    (_without([*PATIENT, "name"]), "Bundle.entry[Patient].name", "is missing"),
+    (_without([*PATIENT, "name"]), "Bundle.entry[Patient].name",
+     "has no current name (official or usual, without an end date)"),
     (_without([*PATIENT, "birthDate"]), "Bundle.entry[Patient].birthDate", "is missing"),
     (_set([*PATIENT, "birthDate"], "1958-07"), "Bundle.entry[Patient].birthDate",
      "is not a full date"),
     (_set([*PATIENT, "birthDate"], "2099-01-01"), "Bundle.entry[Patient].birthDate",
      "is in the future"),
     (_without([*PATIENT, "identifier"]), "Bundle.entry[Patient].identifier",
-     "has no medical record number"),
+     "has no identifier that is clearly the medical record number (found: none)"),
     (_without(["entry", 1]), "Bundle.entry[Procedure or ServiceRequest]", "has no myelogram"),
     (_set([*PROCEDURE, "code"], {"text": "Myelogram"}), "Bundle.entry[Procedure].code",
      "is a myelogram but does not say which part of the spine"),
@@ -127,7 +135,7 @@ PROCEDURE = ["entry", 1, "resource"]
      "is missing"),
     (_set([*PROCEDURE, "performedDateTime"], "2026"), "Bundle.entry[Procedure].performedDateTime",
      "is not a full date"),
-    (_set([*PROCEDURE, "performedDateTime"], "1950-01-01"),
+    (_set([*PATIENT, "birthDate"], "2026-11-26"),
      "Bundle.entry[Patient].birthDate and Bundle.entry[Procedure].performedDateTime",
      "procedure_date is before date_of_birth"),
     (_set([*PROCEDURE, "subject"], {"reference": "Patient/someone-else"}),
