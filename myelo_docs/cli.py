@@ -184,11 +184,11 @@ def _medication(text: str) -> dict[str, str]:
     return {"name": name.strip(), "instruction": instruction.strip()}
 
 
-def _fhir_source(fhir_file: str, flags: dict[str, Any]) -> Any:
+def _fhir_source(fhir_file: str, flags: dict[str, Any], intake: Any) -> Any:
     from .fhir import packet_from_bundle
 
     text = _read_text(fhir_file, "--fhir", "FHIR file")
-    return packet_from_bundle(text, overrides=flags)
+    return packet_from_bundle(text, overrides=flags, intake_settings=intake)
 
 
 def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: bool) -> None:
@@ -240,6 +240,7 @@ def main() -> None:
 @click.option("--full-render", is_flag=True,
               help="Render in full with WeasyPrint, not from a cached template.")
 @click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
+@intake_options
 @settings_options
 @handle_errors
 def packet(input_file: str | None, type_: str | None, instructions: tuple[str, ...],
@@ -247,7 +248,7 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
            font_dir: Path | None, paper: str | None, output: str | None, force: bool,
            encrypt: bool, password_file: Path | None, password_env: str | None,
            fhir_file: str | None, fhir_out: str | None, archive: bool, full_render: bool,
-           **fields: Any) -> None:
+           mrn_systems: tuple[str, ...], mrn_pattern: str | None, **fields: Any) -> None:
     """Write the discharge packet for one patient.
 
     Give the record with flags, or with --input FILE.json using the same field
@@ -275,8 +276,9 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
         data["instructions"] = list(instructions)
     if medications:
         data["medications"] = [_medication(m) for m in medications]
-    source = _fhir_source(fhir_file, data) if fhir_file else None
-    record = source.record if source else validate_record(data)
+    intake = intake_settings(mrn_systems, mrn_pattern)
+    source = _fhir_source(fhir_file, data, intake) if fhir_file else None
+    record = source.record if source else validate_record(data, intake)
     try:
         document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive,
                                                                     full_render=full_render)
@@ -400,10 +402,16 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
               help="TLS certificate (PEM), to serve HTTPS without a proxy in front.")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
               help="TLS private key (PEM) for --ssl-certfile.")
+@click.option("--fhir-max-mb", default=16.0, show_default=True,
+              type=click.FloatRange(min=0.1, max=1024),
+              help="Largest FHIR Bundle POST /v1/fhir/packets takes, in MB (EHR patient "
+                   "bundles are 0.3-4 MB); other routes keep their 256 KB limit.")
+@intake_options
 @render_options
 @handle_errors
 def serve(host: str, port: int, workers: int, queue: int, timeout: float,
-          ssl_certfile: str | None, ssl_keyfile: str | None, brand: Path | None,
+          ssl_certfile: str | None, ssl_keyfile: str | None, fhir_max_mb: float,
+          mrn_systems: tuple[str, ...], mrn_pattern: str | None, brand: Path | None,
           protocol: Path | None, font_dir: Path | None, paper: str | None) -> None:
     """Run the HTTP service: the nurse's page at /, the JSON API under /v1/.
 
@@ -413,7 +421,9 @@ def serve(host: str, port: int, workers: int, queue: int, timeout: float,
     from . import service
 
     settings = service.ServiceSettings(host=host, token=service.token_from_environment(),
-                                       render_timeout=timeout)
+                                       render_timeout=timeout,
+                                       fhir_max_body=int(fhir_max_mb * 1024 * 1024),
+                                       intake=intake_settings(mrn_systems, mrn_pattern))
     service.serve(settings, service.RenderSettings(brand, protocol, font_dir, paper), port=port,
                   workers=workers, queue=queue, ssl_certfile=ssl_certfile,
                   ssl_keyfile=ssl_keyfile)

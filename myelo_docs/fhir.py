@@ -571,8 +571,7 @@ def packet_from_bundle(data: dict[str, Any] | str | bytes,
         raise _fail(problems)
     fields = {k: v for k, v in fields.items() if v is not None}
     fields.update(given)
-    for key in given:
-        paths.pop(key, None)
+    paths.update({key: give(key) for key in given})  # errors in the caller's words
     try:
         record = validate_record(fields, settings)
     except RecordError as exc:

@@ -299,14 +299,16 @@ def validate_record(data: Any, intake: IntakeSettings | None = None) -> PacketRe
     procedure date window and the MRN pattern. Raises RecordError listing
     every problem at once.
     """
-    record = _model(data)
+    record = record_model(data)
     problems = (intake or IntakeSettings()).problems(record)
     if problems:
         raise RecordError("The patient record has problems", problems)
     return record
 
 
-def _model(data: Any) -> PacketRecord:
+def record_model(data: Any) -> PacketRecord:
+    """The model's checks only, without the intake settings' (for a record that was
+    accepted by validate_record in another process). Raises RecordError."""
     if isinstance(data, PacketRecord):
         return data
     if not isinstance(data, dict):

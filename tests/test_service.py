@@ -300,7 +300,13 @@ def test_render_timeout_is_504(pool):
 def test_fhir_endpoint_gives_pdf_or_document_reference(client):
     bundle = (ROOT / "tests" / "data" / "fhir" / "cervical-servicerequest.json").read_bytes()
     headers = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
+    # Its one identifier has no type: never printed as the MRN unless the caller says so.
     response = client.post("/v1/fhir/packets", content=bundle, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "Bundle.entry[Patient].identifier"
+    assert "record.mrn" in response.json()["problems"][0]["fix"]
+    wrapped = json.dumps({"bundle": json.loads(bundle), "record": {"mrn": "TST-5520117"}})
+    response = client.post("/v1/fhir/packets", content=wrapped, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/fhir+json"
     assert response.headers["cache-control"] == "no-store"
@@ -310,8 +316,8 @@ def test_fhir_endpoint_gives_pdf_or_document_reference(client):
     assert "Cedric Servicerequest" in flat(pages_text(pdf)[0])
     assert "cervical myelogram" in flat(" ".join(pages_text(pdf))).lower()
 
-    broken = json.loads(bundle)
-    del broken["entry"][0]["resource"]["birthDate"]
+    broken = json.loads(wrapped)
+    del broken["bundle"]["entry"][0]["resource"]["birthDate"]
     response = client.post("/v1/fhir/packets", json=broken)
     assert response.status_code == 422
     assert response.json()["problems"][0]["field"] == "Bundle.entry[Patient].birthDate"

@@ -12,7 +12,7 @@ import binascii
 import hmac
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -25,6 +25,7 @@ from .. import __version__
 from ..brand import load_brand
 from ..content import available_languages, load_content
 from ..errors import MyeloDocsError, Problem, RecordError
+from ..intake import IntakeSettings
 from ..output import default_packet_name
 from ..record import MyelogramType, problems_from, validate_record
 from ..render import validate_language
@@ -44,12 +45,21 @@ DESCRIPTION = (
 )
 
 
+FHIR_PACKETS = "/v1/fhir/packets"
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
+    """How the service runs: ``max_body`` and ``fhir_max_body`` in bytes (the FHIR
+    route takes whole patient Bundles, 0.3-4 MB from real EHRs), ``render_timeout``
+    in seconds, ``intake`` the hospital's MRN systems, MRN pattern and date window."""
+
     host: str = "127.0.0.1"
     token: str | None = None
     render_timeout: float = 30.0
     max_body: int = 256 * 1024
+    fhir_max_body: int = 16 * 1024 * 1024
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
 
 def is_loopback(host: str) -> bool:
@@ -90,6 +100,39 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     problems: list[ProblemOut]
+
+
+class FhirPacketRequest(BaseModel):
+    """A Bundle with record fields that fill in or replace what it says (e.g. language,
+    nurse, instructions, medications, or type and procedure_date for a Bundle with only
+    a Patient). The body may also be the Bundle alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: dict[str, Any]
+    record: dict[str, Any] = {}
+
+
+def _record_path(name: str) -> str:
+    """How an HTTP caller gives a record field (errors name it so): record.mrn."""
+    return "the service's --mrn-system setting" if name == "mrn_system" else f"record.{name}"
+
+
+def _fhir_request(body: Any) -> tuple[Any, dict[str, Any]]:
+    """(the Bundle, the override fields) from a Bundle or a FhirPacketRequest body."""
+    if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+        return body, {}
+    try:
+        wanted = FhirPacketRequest.model_validate(body)
+    except ValidationError as exc:
+        problems = [Problem(".".join(str(p) for p in e["loc"]) or "body",
+                            "is not a known key" if e["type"] == "extra_forbidden" else
+                            "must be a JSON object", "send a FHIR Bundle, or "
+                            '{"bundle": <Bundle>, "record": {<fields to fill or replace>}}')
+                    for e in exc.errors()]
+        raise RecordError("The body is neither a FHIR Bundle nor a bundle with overrides",
+                          problems) from None
+    return wanted.bundle, wanted.record
 
 
 class HandoutRequest(BaseModel):
@@ -161,7 +204,8 @@ PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
     400: {"model": ErrorOut, "description": "The body is not JSON"},
     401: {"model": ErrorOut, "description": "The server has a token and it was not sent"},
-    413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB)"},
+    413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB; "
+                                                "for FHIR Bundles 16 MB by default)"},
     415: {"model": ErrorOut, "description": "The body is not sent as JSON"},
     422: {"model": ErrorOut, "description": "The record has problems; each names its field"},
     503: {"model": ErrorOut, "description": "Every worker is busy; retry after Retry-After s"},
@@ -245,7 +289,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     async def packets(request: Request) -> Response:
         """Send a PacketRecord as JSON; get the packet PDF (every page carries the patient's
         name, date of birth and MRN). Problems come back as 422 with one entry per field."""
-        record = validate_record(await _json_body(request))
+        record = validate_record(await _json_body(request), settings.intake)
         rendered = await render("packet", record.model_dump(mode="json"))
         return _pdf(rendered.pdf, default_packet_name(record))
 
@@ -264,22 +308,28 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
                                             "large_print": wanted.large_print})
         return _pdf(rendered.pdf, f"myelogram-handout-{wanted.type.value}-{language}.pdf")
 
-    @app.post("/v1/fhir/packets", summary="The packet for a FHIR R4 Bundle",
+    @app.post(FHIR_PACKETS, summary="The packet for a FHIR R4 Bundle",
               response_class=Response,
               responses={**PDF_RESPONSES, 200: {
                   "description": "The PDF, or with 'Accept: application/fhir+json' a FHIR R4 "
                                  "DocumentReference carrying it",
                   "content": {"application/pdf": {}, FHIR_JSON: {}}}},
               openapi_extra={"requestBody": {"required": True, "content": {
-                  FHIR_JSON: {"schema": {"type": "object"}},
-                  "application/json": {"schema": {"type": "object"}}}}},
+                  kind: {"schema": {"oneOf": [
+                      {"type": "object", "description": "A FHIR R4 Bundle"},
+                      {"$ref": REF.format(model="FhirPacketRequest")}]}}
+                  for kind in (FHIR_JSON, "application/json")}}},
               dependencies=[api_auth])
     async def fhir_packets(request: Request) -> Response:
         """Send a Bundle with a Patient and a Procedure or ServiceRequest for the
-        myelogram (CPT 62302/62303/62304). Problems name the FHIR path."""
+        myelogram (CPT 62302/62303/62304), or `{"bundle": <Bundle>, "record": {...}}`
+        where `record` holds PacketRecord fields that fill in or replace what the
+        Bundle says. Takes whole patient Bundles (16 MB by default). Problems name
+        the FHIR path, or `record.<field>` for an override."""
         from ..fhir import document_reference, packet_from_bundle
 
-        source = packet_from_bundle(await _json_body(request))
+        bundle, overrides = _fhir_request(await _json_body(request))
+        source = packet_from_bundle(bundle, overrides, settings.intake, give=_record_path)
         try:
             rendered = await render("packet", source.record.model_dump(mode="json"))
         except RecordError as exc:
@@ -314,7 +364,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
             return html(page.html(state, focus=f"{added}{rows}"))
         data, where = state.record_data()
         try:
-            record = validate_record(data)
+            record = validate_record(data, settings.intake)
             rendered = await pool.render("packet", record.model_dump(mode="json"),
                                          settings.render_timeout)
         except RecordError as exc:
@@ -354,7 +404,9 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             for name, schema in (("PacketRecord", record_schema(REF)),
                                  ("HandoutRequest",
-                                  HandoutRequest.model_json_schema(ref_template=REF))):
+                                  HandoutRequest.model_json_schema(ref_template=REF)),
+                                 ("FhirPacketRequest",
+                                  FhirPacketRequest.model_json_schema(ref_template=REF))):
                 schema.pop("$schema", None)
                 schemas.update(schema.pop("$defs", {}))
                 schemas[name] = schema
@@ -364,6 +416,8 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     app.openapi = openapi  # type: ignore[method-assign]
     known = {route.path for route in app.routes}  # type: ignore[attr-defined]
     app.add_middleware(NoTracebacks)
-    app.add_middleware(Guard, max_body=settings.max_body)
+    app.add_middleware(Guard, max_body=settings.max_body, limits={FHIR_PACKETS: (
+        settings.fhir_max_body, "send the Bundle of one patient, or start the service with a "
+                                "larger --fhir-max-mb")})
     app.add_middleware(AccessLog, known_paths=lambda: known)
     return app

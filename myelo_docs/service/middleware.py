@@ -66,11 +66,17 @@ class AccessLog:
 
 
 class Guard:
-    """Safety headers on every response, and the request body limit (413)."""
+    """Safety headers on every response, and the request body limit (413).
 
-    def __init__(self, app: ASGIApp, max_body: int):
+    ``max_body`` bytes for every route, except the paths in ``limits``
+    (path -> (bytes, the fix to print when a body is over it)).
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int,
+                 limits: dict[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_body = max_body
+        self.limits = limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +88,8 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *self._headers(message)]
             await send(message)
 
-        body = await self._read_body(scope, receive, with_headers)
+        limit, fix = self.limits.get(scope["path"], (self.max_body, "send one record per request"))
+        body = await self._read_body(scope, receive, with_headers, limit, fix)
         if body is None:
             return
         replayed = False
@@ -107,11 +114,12 @@ class Guard:
             headers.append((b"content-security-policy", SVG_CSP.encode()))
         return headers
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send, limit: int,
+                         fix: str) -> bytes | None:
         """The whole body, or None after answering 413 (or when the client left)."""
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            await self._too_large(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, limit, fix)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -121,19 +129,19 @@ class Guard:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await self._too_large(send)
+            if size > limit:
+                await _too_large(send, limit, fix)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _too_large(self, send: Send) -> None:
-        kb = self.max_body // 1024
-        await send_json(send, 413, {
-            "error": "RequestTooLarge", "message": f"The request is larger than {kb} KB",
-            "problems": [{"field": "body", "problem": f"is larger than {kb} KB",
-                          "fix": "send one record per request"}]})
+
+async def _too_large(send: Send, limit: int, fix: str) -> None:
+    size = f"{limit // 1024} KB" if limit < 1024 * 1024 else f"{limit / 1024 / 1024:g} MB"
+    await send_json(send, 413, {
+        "error": "RequestTooLarge", "message": f"The request is larger than {size}",
+        "problems": [{"field": "body", "problem": f"is larger than {size}", "fix": fix}]})
 
 
 class NoTracebacks:

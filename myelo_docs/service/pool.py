@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import MyeloDocsError, Problem
+from ..record import record_model
 from ..render_settings import RenderSettings
 
 
@@ -97,8 +98,8 @@ def run_job(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         return _start_error
     started = time.perf_counter()
     try:
-        if kind == "packet":
-            document = _renderer.packet(payload)
+        if kind == "packet":  # accepted by the server with its intake settings
+            document = _renderer.packet(record_model(payload))
         else:
             document = _renderer.handout(payload["type"], payload["language"],
                                          payload["large_print"])
