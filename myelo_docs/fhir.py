@@ -486,6 +486,12 @@ class _Reader:
                            "send today's order, or give the date of the myelogram this packet "
                            f"is for with {self.give('procedure_date')}", both)
                 return None
+        # The order and the Procedure that carried it out are one myelogram.
+        same = {(c.type, c.day) for c in pool}
+        pool = [c for c in found if (c.type, c.day) in same]
+        if given.get("type") is not None:
+            pool = [c for c in pool if c.type and c.type.value == str(given["type"]).strip()
+                    .lower()] or pool
         groups = {(c.type, c.day) for c in pool if not c.issues} or {(c.type, c.day) for c in pool}
         if len(groups) > 1 and given.get("type") is None or len({d for _, d in groups}) > 1:
             which = "; ".join(f"{c.entry.label} ({c.day.isoformat() if c.day else 'no date'})"

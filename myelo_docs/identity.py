@@ -92,9 +92,15 @@ def _texts(concept: Any) -> list[str]:
 
 
 def _day(value: Any) -> date | None:
+    """A FHIR date or dateTime as a date; a partial one ("2020", "2020-01") as its first day."""
     if isinstance(value, datetime):
         return value.date()
-    return value if isinstance(value, date) else None
+    if isinstance(value, date):
+        return value
+    found = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", str(value or ""))
+    if found:
+        return date(int(found[1]), int(found[2] or 1), 1)
+    return None
 
 
 def in_force(period: Any, today: date) -> bool:
