@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .csv_input import CsvSource, iter_rows, open_csv, row_to_data
+from .csv_input import ColumnMap, CsvSource, iter_rows, open_csv, row_to_data
 from .errors import MyeloDocsError, OutputError, Problem
 from .filenames import DEFAULT_PATTERN, check_pattern, file_name
 from .fonts import FontSet, check_glyphs, font_set
+from .intake import IntakeSettings
 from .output import write_atomic
 from .record import PacketRecord, text_fields, validate_record
 from .render_settings import RenderSettings
@@ -116,12 +117,15 @@ class _Plan:
     result: RowResult | None = None
 
 
-def _plan_rows(source: CsvSource, pattern: str, fonts: FontSet) -> Iterator[_Plan]:
+def _plan_rows(source: CsvSource, pattern: str, fonts: FontSet,
+               intake: IntakeSettings | None = None) -> Iterator[_Plan]:
     seen_visits: dict[tuple[str, str], int] = {}
     used_names: set[str] = set()
     for row, cells in iter_rows(source):
         try:
-            record = validate_record(row_to_data(cells))
+            if isinstance(cells, MyeloDocsError):  # a totals row, a stray cell
+                raise cells
+            record = validate_record(row_to_data(cells), intake)
             check_glyphs(text_fields(record), fonts)
         except MyeloDocsError as exc:
             yield _Plan(row, result=RowResult(row, "error", error=describe(exc)))
@@ -142,11 +146,20 @@ def _plan_rows(source: CsvSource, pattern: str, fonts: FontSet) -> Iterator[_Pla
 
 
 def validate_csv(csv_path: str | Path, encoding: str | None = None,
-                 font_dir: Path | None = None) -> tuple[CsvSource, list[RowResult]]:
-    """Check every row without rendering: the CSV-wide checks, then each row's problems."""
-    source = open_csv(csv_path, encoding)
+                 font_dir: Path | None = None, *, columns: ColumnMap | str | Path | None = None,
+                 intake: IntakeSettings | None = None) -> tuple[CsvSource, list[RowResult]]:
+    """Check every row without rendering: the CSV-wide checks, then each row's problems.
+
+    ``columns``: a column map (a ColumnMap or the path of a map file);
+    ``intake``: the hospital's intake checks (MRN pattern, procedure date
+    window; default: ours). Returns the source and a RowResult (status
+    error or skipped, with the reason) for each row that would not print.
+    Raises CsvError (exit 3) for a file that cannot be read as a whole (see
+    open_csv), ConfigError (exit 4) for a bad map file.
+    """
+    source = open_csv(csv_path, encoding, columns)
     fonts = font_set(font_dir.resolve() if font_dir else None)
-    problems = [plan.result for plan in _plan_rows(source, DEFAULT_PATTERN, fonts)
+    problems = [plan.result for plan in _plan_rows(source, DEFAULT_PATTERN, fonts, intake)
                 if plan.result is not None]
     return source, problems
 
@@ -242,18 +255,28 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
               jobs: int | None = None, resume: bool = False, force: bool = False,
               name_pattern: str | None = None, encoding: str | None = None,
               progress: ProgressFn | None = None, combined: Path | None = None,
-              duplex: bool = False, full_render: bool = False) -> Summary:
+              duplex: bool = False, full_render: bool = False,
+              columns: ColumnMap | str | Path | None = None,
+              intake: IntakeSettings | None = None) -> Summary:
     """Render a packet for every good row of the CSV into out_dir.
 
     With ``combined``, also write every ok packet, in row order, into one
     print file (``duplex``: each packet starts on a front side). Packets come
     from cached templates where they can (the manifest's render column says
-    which); ``full_render`` renders every one in full.
+    which); ``full_render`` renders every one in full. ``columns``: a column
+    map (a ColumnMap or the path of a map file); ``intake``: the hospital's
+    intake checks (default: ours).
+
+    A bad row never stops the others: it gets a manifest line naming the
+    field and the fix. Raises, before anything is rendered or the folder is
+    touched, CsvError (exit 3) for a file that cannot be read as a whole
+    (see open_csv) and ConfigError (exit 4) for a bad map file; OutputError
+    (exit 5) for the output folder.
     """
     settings = settings or RenderSettings()
     pattern = name_pattern or DEFAULT_PATTERN
     check_pattern(pattern)
-    source = open_csv(csv_path, encoding)
+    source = open_csv(csv_path, encoding, columns)
     out = Path(out_dir)
     _prepare_out_dir(out, resume, force)
     renderer = settings.renderer()  # built here too: a bad brand fails before any row
@@ -284,7 +307,7 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                  initargs=(settings,)) as pool:
             pending: set[Future[RowResult]] = set()
-            for plan in _plan_rows(source, pattern, renderer.fonts):
+            for plan in _plan_rows(source, pattern, renderer.fonts, intake):
                 if plan.result is not None:
                     record(plan.result)
                     continue

@@ -75,21 +75,23 @@ def render_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def mrn_pattern_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--mrn-pattern: the hospital's MRN pattern (intake.py), for every input."""
+    from .intake import MRN_PATTERN_HELP
+
+    return click.option("--mrn-pattern", metavar="REGEX", help=MRN_PATTERN_HELP)(func)
+
+
 def intake_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--mrn-system and --mrn-pattern: the hospital's intake settings (intake.py)."""
-    from .intake import MRN_PATTERN_HELP, MRN_SYSTEM_HELP
+    """--mrn-system and --mrn-pattern: the hospital's intake settings, for FHIR input."""
+    from .intake import MRN_SYSTEM_HELP
 
-    options = [
-        click.option("--mrn-system", "mrn_systems", multiple=True, metavar="URI",
-                     help=MRN_SYSTEM_HELP),
-        click.option("--mrn-pattern", metavar="REGEX", help=MRN_PATTERN_HELP),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    func = mrn_pattern_option(func)
+    return click.option("--mrn-system", "mrn_systems", multiple=True, metavar="URI",
+                        help=MRN_SYSTEM_HELP)(func)
 
 
-def intake_settings(mrn_systems: tuple[str, ...], mrn_pattern: str | None) -> Any:
+def intake_settings(mrn_systems: tuple[str, ...] = (), mrn_pattern: str | None = None) -> Any:
     """The IntakeSettings the --mrn-system/--mrn-pattern flags describe."""
     from .intake import IntakeSettings
 

@@ -9,10 +9,16 @@ from pathlib import Path
 import click
 
 from .batch import Summary, run_batch, validate_csv
-from .cli import EXIT_CODES, handle_errors, main
+from .cli import EXIT_CODES, handle_errors, intake_settings, main, mrn_pattern_option
 from .render_settings import RenderSettings
 
 BATCH_EXIT_CODES = EXIT_CODES + "  7  batch finished, but some rows failed (see manifest.csv)\n"
+ENCODING_HELP = ("Text encoding of the CSV. Default: UTF-8 with or without BOM; UTF-16 with a "
+                 "BOM (Excel's 'Unicode Text') is read automatically. Files saved by Excel on "
+                 "Windows as plain CSV are often cp1252.")
+COLUMNS_HELP = ("Column map (TOML) for an export whose headers are not the record fields: "
+                'field = "Header" or "{First Name} {Last Name}" under [columns], and '
+                'ignore = ["Room"] (see README).')
 
 
 class Progress:
@@ -53,17 +59,22 @@ def _print_problems(results: list, limit: int | None = None) -> None:
 
 @main.command(epilog=BATCH_EXIT_CODES)
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--encoding", help="Text encoding of the CSV (default: UTF-8, with or without "
-              "BOM). Files saved by Excel on Windows are often cp1252.")
+@click.option("--encoding", help=ENCODING_HELP)
+@click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="MAP.toml", help=COLUMNS_HELP)
 @click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Extra folder of fonts, as for batch, so names are checked against it too.")
+@mrn_pattern_option
 @handle_errors
-def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None) -> None:
+def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
+             columns: Path | None = None, mrn_pattern: str | None = None) -> None:
     """Check every row of a CSV and print every problem; render nothing.
 
     Rows are numbered as a spreadsheet shows them (the header is row 1).
     """
-    source, problems = validate_csv(csv_file, encoding, font_dir)
+    intake = intake_settings(mrn_pattern=mrn_pattern)
+    source, problems = validate_csv(csv_file, encoding, font_dir, columns=columns,
+                                    intake=intake)
     _print_problems(problems)
     good = source.rows - len(problems)
     click.echo(f"{source.rows} rows: {good} ready, {len(problems)} with problems")
@@ -81,8 +92,9 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None)
 @click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack.")
 @click.option("--paper", type=click.Choice(["letter", "a4"]), help="Paper size.")
-@click.option("--encoding", help="Text encoding of the CSV (default UTF-8 with or without BOM; "
-              "Excel on Windows: cp1252).")
+@click.option("--encoding", help=ENCODING_HELP)
+@click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="MAP.toml", help=COLUMNS_HELP)
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Worker processes (default: the number of cores).")
 @click.option("--dry-run", is_flag=True, help="Only check every row (same as `validate`).")
@@ -101,27 +113,32 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None)
 @click.option("--full-render", is_flag=True,
               help="Render every packet in full with WeasyPrint instead of from cached "
                    "templates (slower; the text is the same).")
+@mrn_pattern_option
 @handle_errors
 def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | None,
-          font_dir: Path | None, paper: str | None, encoding: str | None, jobs: int | None,
-          dry_run: bool, resume: bool, force: bool, name_pattern: str | None,
-          combined: Path | None, duplex: bool, quiet: bool, full_render: bool) -> None:
+          font_dir: Path | None, paper: str | None, encoding: str | None,
+          columns: Path | None, jobs: int | None, dry_run: bool, resume: bool, force: bool,
+          name_pattern: str | None, combined: Path | None, duplex: bool, quiet: bool,
+          full_render: bool, mrn_pattern: str | None) -> None:
     """Write one packet per CSV row into a folder, with a manifest.csv.
 
-    Headers are the record field names (any case). In a cell, `instructions`
-    holds one instruction per line and `medications` one "name: instruction"
-    per line. Bad rows are reported and never stop the good ones.
+    Headers are the record field names (any case), or the export's own
+    names with --columns MAP.toml. In a cell, `instructions` holds one
+    instruction per line and `medications` one "name: instruction" per line.
+    Bad rows are reported and never stop the good ones.
     """
     if duplex and not combined:
         raise click.UsageError("--duplex only applies with --combined FILE.pdf")
     if dry_run:
-        validate.callback(csv_file, encoding, font_dir)  # type: ignore[misc]
+        validate.callback(csv_file, encoding, font_dir, columns,  # type: ignore[misc]
+                          mrn_pattern)
         return
+    intake = intake_settings(mrn_pattern=mrn_pattern)
     settings = RenderSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
     summary = run_batch(csv_file, out_dir, settings=settings, jobs=jobs, resume=resume,
                         force=force, name_pattern=name_pattern, encoding=encoding,
                         progress=Progress(quiet), combined=combined, duplex=duplex,
-                        full_render=full_render)
+                        full_render=full_render, columns=columns, intake=intake)
     _print_problems(summary.results, limit=20)
     done = f", {summary.already_done} already done" if summary.already_done else ""
     if combined:
