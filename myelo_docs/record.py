@@ -6,7 +6,6 @@ bodies and this model. Limits are documented in the README.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from datetime import date
@@ -29,6 +28,7 @@ from .damaged import FIX as DAMAGE_FIX
 from .damaged import damage
 from .errors import Problem, RecordError
 from .intake import IntakeSettings
+from .problems import OUR_ERROR, problems_from
 
 MAX_NAME = 120
 MAX_MRN = 40
@@ -57,7 +57,7 @@ EXCEL_MRN_FIX = ("in the spreadsheet, format the MRN column as Text, fill in the
 
 
 def _custom(problem: str, fix: str) -> PydanticCustomError:
-    return PydanticCustomError("myelo", "{problem}", {"problem": problem, "fix": fix})
+    return PydanticCustomError(OUR_ERROR, "{problem}", {"problem": problem, "fix": fix})
 
 
 def clean_text(value: Any, name: bool = False) -> Any:
@@ -230,68 +230,6 @@ def text_fields(record: PacketRecord) -> dict[str, str]:
     return fields
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"#{item + 1}")
-        else:
-            parts.append(str(item))
-    text = " ".join(parts).replace(" #", " #")
-    return text or "record"
-
-
-_PLAIN = {
-    "missing": ("is required but missing", "add a value for it"),
-    "string_type": ("must be text", "write it as text"),
-    "list_type": ("must be a list", "give a list of items"),
-    "dict_type": ("must be an object with name and instruction", "give name and instruction"),
-    "model_type": ("must be an object with name and instruction", "give name and instruction"),
-    "bool_type": ("must be true or false", "write true or false"),
-    "bool_parsing": ("must be true or false", "write true or false"),
-    "date_from_datetime_inexact": ("is not a date", "write the date like 1961-03-24"),
-}
-
-
-def problems_from(exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into plain problems a nurse can act on."""
-    problems = []
-    for err in exc.errors():
-        loc = tuple(err.get("loc", ()))
-        field = _field_path(loc)
-        kind = err["type"]
-        ctx = err.get("ctx") or {}
-        if kind == "myelo":
-            problem, fix = ctx["problem"], ctx["fix"]
-            if not loc:  # model-level check names its own fields
-                field = "record"
-        elif kind == "extra_forbidden":
-            guess = difflib.get_close_matches(str(loc[-1]), RECORD_FIELDS, n=1)
-            problem = "is not a known field"
-            fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
-                "known fields are: " + ", ".join(RECORD_FIELDS)
-            )
-        elif kind == "string_too_long" or (
-            kind == "too_long" and isinstance(err.get("input"), str)
-        ):
-            problem = f"is longer than {ctx['max_length']} characters"
-            fix = "shorten it"
-        elif kind == "string_too_short":
-            problem = "is empty"
-            fix = "give a value"
-        elif kind == "too_long":
-            problem = f"has more than {ctx['max_length']} items"
-            fix = "combine or remove items"
-        elif kind in ("enum", "literal_error"):
-            problem, fix = "is not a myelogram type", "use cervical, thoracic or lumbar"
-        elif kind in _PLAIN:
-            problem, fix = _PLAIN[kind]
-        else:
-            problem, fix = err["msg"].lower(), "correct the value"
-        problems.append(Problem(field=field, problem=problem, fix=fix))
-    return problems
-
-
 def validate_record(data: Any, intake: IntakeSettings | None = None) -> PacketRecord:
     """Validate raw data (a dict from JSON, CSV, HTTP...) into a record.
 
@@ -319,4 +257,5 @@ def record_model(data: Any) -> PacketRecord:
     try:
         return PacketRecord.model_validate(data)
     except ValidationError as exc:
-        raise RecordError("The patient record has problems", problems_from(exc)) from None
+        raise RecordError("The patient record has problems",
+                          problems_from(exc, RECORD_FIELDS)) from None

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, Problem
-from .record import problems_from
+from .problems import problems_from
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -35,7 +35,7 @@ def validate_settings(model: type[Model], data: dict[str, Any], what: str) -> Mo
         return model.model_validate(data)
     except ValidationError as exc:
         problems = [
-            Problem(f"{what} {p.field}", p.problem, p.fix.replace("known fields", "known keys"))
-            for p in problems_from(exc)
+            Problem(f"{what} {p.field}", p.problem, p.fix)
+            for p in problems_from(exc, tuple(model.model_fields), "keys")
         ]
         raise ConfigError(f"The {what} settings have problems", problems) from None

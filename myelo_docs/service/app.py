@@ -27,7 +27,8 @@ from ..content import available_languages, load_content
 from ..errors import MyeloDocsError, Problem, RecordError
 from ..intake import IntakeSettings
 from ..output import default_packet_name
-from ..record import MyelogramType, problems_from, validate_record
+from ..problems import problems_from
+from ..record import MyelogramType, validate_record
 from ..render import validate_language
 from ..schema import record_schema
 from .middleware import AccessLog, Guard, NoTracebacks
@@ -302,7 +303,8 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
         try:
             wanted = HandoutRequest.model_validate(data)
         except ValidationError as exc:
-            raise RecordError("The handout request has problems", problems_from(exc)) from None
+            raise RecordError("The handout request has problems",
+                              problems_from(exc, tuple(HandoutRequest.model_fields))) from None
         language = validate_language(wanted.language)
         rendered = await render("handout", {"type": wanted.type.value, "language": language,
                                             "large_print": wanted.large_print})
