@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -26,12 +27,13 @@ from .errors import MyeloDocsError, OutputError, Problem
 from .filenames import DEFAULT_PATTERN, check_pattern, file_name
 from .fonts import FontSet, check_glyphs, font_set
 from .intake import IntakeSettings
-from .output import write_atomic
+from .output import NOFOLLOW, check_target, create_private, link_error, write_atomic
 from .record import PacketRecord, text_fields, validate_record
 from .render_settings import RenderSettings
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
+_LINK_FIX = "remove the link; myelo-docs never follows links inside the output folder"
 MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "render", "error")
 
 
@@ -168,20 +170,30 @@ class Manifest:
     """manifest.csv: appended and flushed per row, rewritten in row order at the end."""
 
     def __init__(self, out_dir: Path, resume: bool):
+        """Open the live manifest (mode 0600, never through a link): appended to
+        with ``resume``, else a new one (an old one is removed first)."""
         self.path = out_dir / MANIFEST
         self.previous: dict[int, RowResult] = self._read() if resume else {}
-        self._fh = self.path.open("a" if resume and self.path.exists() else "w",
-                                  encoding="utf-8", newline="")
+        if not resume and not self.path.is_symlink():
+            self.path.unlink(missing_ok=True)
+        self._fh = os.fdopen(create_private(self.path, append=resume), "a", encoding="utf-8",
+                             newline="")
         self._writer = csv.DictWriter(self._fh, MANIFEST_COLUMNS)
         if self._fh.tell() == 0:
             self._writer.writeheader()
             self._flush()
 
     def _read(self) -> dict[int, RowResult]:
-        if not self.path.exists():
+        try:
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)
+        except FileNotFoundError:
             return {}
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise link_error(self.path, "--out", _LINK_FIX) from None
+            raise
         found = {}
-        with self.path.open(encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, encoding="utf-8", newline="") as fh:
             for line in csv.DictReader(fh):
                 try:
                     row = int(line["row"])
@@ -199,7 +211,7 @@ class Manifest:
         if not old or old.status != "ok" or old.file != plan.name:
             return None
         path = out_dir / old.file
-        if path.is_file() and _sha256_file(path) == old.sha256:
+        if path.is_file() and not path.is_symlink() and _sha256_file(path) == old.sha256:
             return old
         return None
 
@@ -218,7 +230,8 @@ class Manifest:
         writer.writeheader()
         for result in sorted(results, key=lambda r: r.row):
             writer.writerow(result.as_manifest())
-        write_atomic(self.path, buffer.getvalue().encode("utf-8"), overwrite=True)
+        write_atomic(self.path, buffer.getvalue().encode("utf-8"), overwrite=True,
+                     tmp_dir=self.path.parent / INCOMPLETE)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -234,18 +247,77 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _out_dir_problems(out_dir: Path) -> list[Problem]:
+    """What stands where our own files go: a symbolic link (manifest.csv,
+    .incomplete, any *.pdf, a temporary file), or a folder where a file goes
+    and the reverse. Looks with lstat only: follows nothing."""
+    def found(path: str, what: str, fix: str = _LINK_FIX) -> Problem:
+        return Problem("--out", f"{path} {what}", fix)
+
+    problems = []
+    with os.scandir(out_dir) as entries:
+        for entry in entries:
+            ours = entry.name in (MANIFEST, INCOMPLETE) or entry.name.lower().endswith(".pdf")
+            if ours and entry.is_symlink():
+                problems.append(found(entry.path, "is a symbolic link"))
+            elif entry.name == INCOMPLETE and not entry.is_dir(follow_symlinks=False):
+                problems.append(found(entry.path, "is not a folder", "remove it; myelo-docs "
+                                      "keeps its temporary files in that folder"))
+            elif entry.name == MANIFEST and not entry.is_file(follow_symlinks=False):
+                problems.append(found(entry.path, "is not a file", "remove it, or pick a new "
+                                      "folder for the batch"))
+    incomplete = out_dir / INCOMPLETE
+    if not problems and incomplete.is_dir():
+        with os.scandir(incomplete) as entries:
+            problems += [found(entry.path, "is a symbolic link" if entry.is_symlink() else
+                               "is not a file", f"remove it; {INCOMPLETE} holds only "
+                               "myelo-docs' temporary files")
+                         for entry in entries if not entry.is_file(follow_symlinks=False)]
+    return problems
+
+
+def _clear_stale(folder: Path) -> None:
+    """Delete the regular files in folder (a killed run's temporary files),
+    through a descriptor of the folder itself: never through a link."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise link_error(folder, "--out", _LINK_FIX) from None
+        raise
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
+    """Check out_dir, then clear a killed run's temporary files.
+
+    In this order, each before anything is deleted or written: OutputError
+    (exit 5) for out_dir being a file, for a symbolic link or the wrong kind
+    of file where our own go (every one named; see _out_dir_problems), for
+    a manifest already there without ``resume`` or ``force``. ``out_dir``
+    itself may be a link the user chose.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("The output path is a file", [
             Problem("--out", f"{out_dir} is not a folder", "give a folder path")])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / INCOMPLETE).mkdir(exist_ok=True)
-    for stale in (out_dir / INCOMPLETE).iterdir():
-        stale.unlink()  # left by a killed run: never a finished packet
+    problems = _out_dir_problems(out_dir) if out_dir.is_dir() else []
+    if problems:
+        raise OutputError("The output folder has links or files myelo-docs did not make; "
+                          "nothing was rendered", problems)
     if (out_dir / MANIFEST).exists() and not (resume or force):
         raise OutputError("The output folder already has a batch in it", [
             Problem("--out", f"{out_dir / MANIFEST} exists",
                     "add --resume to finish that batch, --force to redo it, or pick a new folder")])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        (out_dir / INCOMPLETE).mkdir(mode=0o700)
+    _clear_stale(out_dir / INCOMPLETE)
 
 
 ProgressFn = Callable[[int, int, Summary], None]
@@ -271,12 +343,17 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     field and the fix. Raises, before anything is rendered or the folder is
     touched, CsvError (exit 3) for a file that cannot be read as a whole
     (see open_csv) and ConfigError (exit 4) for a bad map file; OutputError
-    (exit 5) for the output folder.
+    (exit 5) for the output folder (see _prepare_out_dir: a symbolic link
+    where our own files go is one) and for the print file (a symbolic link,
+    or a file already there without ``force`` or ``resume``). Every file
+    written is mode 0600.
     """
     settings = settings or RenderSettings()
     pattern = name_pattern or DEFAULT_PATTERN
     check_pattern(pattern)
     source = open_csv(csv_path, encoding, columns)
+    if combined is not None:
+        check_target(Path(combined), overwrite=force or resume, option="--combined")
     out = Path(out_dir)
     _prepare_out_dir(out, resume, force)
     renderer = settings.renderer()  # built here too: a bad brand fails before any row

@@ -157,19 +157,10 @@ def _read_text(source: str, option: str, what: str) -> str:
 
 
 def _read_input(source: str) -> dict[str, Any]:
+    from .json_input import parse_json
+
     text = _read_text(source, "--input", "input file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError("The input is not valid JSON", [
-            Problem("--input", f"line {exc.lineno} column {exc.colno}: {exc.msg}",
-                    "fix the JSON at that place")
-        ]) from None
-    except (ValueError, RecursionError):  # a 5000-digit number, arrays nested 100000 deep
-        raise RecordError("The input is not a JSON record we can read", [
-            Problem("--input", "has a number too long or nesting too deep",
-                    "give one flat JSON object of the record's fields")
-        ]) from None
+    data = parse_json(text, "--input", "give one JSON object of the record's fields, in UTF-8")
     if not isinstance(data, dict):
         raise RecordError("The input must be one JSON object",
                           [Problem("--input", "is not an object", 'use {"type": ..., ...}')])

@@ -16,7 +16,9 @@
 
 The file is read twice, streaming: open_csv checks the encoding, the header
 and every row's shape before anything is rendered; iter_rows then gives each
-row's cells by record field.
+row's cells by record field. Limits bound time and memory whatever the file
+holds (MAX_COLUMNS, MAX_ROW_CHARS: the file stops; MAX_CELL_CHARS: a row
+error), and a first line that is data is never echoed.
 
 CSV form of the list fields (lossless both ways):
 - ``instructions``: one instruction per line inside the cell.
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, Problem, RecordError
+from .json_input import parse_json
 from .record import RECORD_FIELDS, MyelogramType, PacketRecord
 from .settings_file import read_toml
 
@@ -57,9 +60,24 @@ _SUMMARY = re.compile(r"(grand\s*|sub\s*)?totals?\b|(sum|count|summary|average)\
                       r"|(number|no\.?|#)\s*of\s+(patients|rows|records)\b"
                       r"|(patients|rows|records)\s*[:=]\s*\d|\d+\s+(patients?|rows|records)\b",
                       re.IGNORECASE)
-# What a first line that is data, not column names, holds: a date, a long number.
-_DATA_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{5,}")
+# What a first line that is data, not column names, holds: a date (2026-11-25,
+# 11/25/2026, 25-Nov-26, Nov 25, 2026), a long number, a cell of only digits.
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATA_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{5,}"
+                        rf"|\b\d{{1,2}}[-\s/.]*{_MONTH}[-\s/.,]*\d{{2,4}}\b"
+                        rf"|\b{_MONTH}\s*\d{{1,2}},?\s+\d{{2,4}}\b|\A[\d\s.,/:+-]+\Z",
+                        re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+# Limits on the shape of a file, checked while it is read (a real export has
+# tens of columns and cells of a few hundred characters).
+MAX_COLUMNS = 200  # columns in the header row, up to its last named column
+MAX_ROW_CHARS = 1024 * 1024  # characters in one row, its quoted line breaks included
+MAX_CELL_CHARS = 64 * 1024  # characters in one cell
+_FEWER_COLUMNS = "export only the columns the packet needs (a column map, --columns, " \
+    "can then name them)"
+if csv.field_size_limit() < MAX_ROW_CHARS:  # a long cell is a row error, not csv.Error
+    csv.field_size_limit(MAX_ROW_CHARS)
 _HOW_TO_MAP = "(--columns MAP.toml; a ready map is below)"
 
 
@@ -312,15 +330,20 @@ def _layout(header: list[str], column_map: ColumnMap) -> tuple[dict[str, _Fill],
     doubled or missing columns (with a column map ready to paste).
     """
     names = [normalise_header(h) for h in header]
-    spelled = [h.strip() for h in header]
     ignored = {normalise_header(name) for name in column_map.ignore}
     wanted = {normalise_header(h) for h in column_map.headers()}
     known = set(RECORD_FIELDS) | ignored | wanted
-    if not any(n in known or _key(n) in _ALIASES or _name_part(n) for n in names if n) and \
-            any(_looks_like_data(cell) for cell in header):
+    data_like = {i for i, cell in enumerate(header)
+                 if normalise_header(cell) not in known and _looks_like_data(cell)}
+    named = [n for n in names if n]
+    recognised = sum(bool(n in known or _key(n) in _ALIASES or _name_part(n)) for n in named)
+    # a cell that looks like a value is shown by its position, never as it is spelled
+    spelled = [f"column {column_label(i)}" if i in data_like else h.strip()
+               for i, h in enumerate(header)]
+    if data_like and recognised * 2 < len(named):
         raise CsvError("The CSV file seems to have no header row; nothing was rendered", [
-            Problem("row 1", "holds values, not column names (none of them is a record field "
-                    "or a known export column)",
+            Problem("row 1", "holds values, not column names (some look like dates or numbers, "
+                    "and most are not record fields or known export columns)",
                     "add a header row with the column names (type, patient_name, "
                     "date_of_birth, mrn, procedure_date, ...) or export the file with headers")])
     where: dict[str, list[int]] = {}
@@ -372,6 +395,10 @@ def _layout(header: list[str], column_map: ColumnMap) -> tuple[dict[str, _Fill],
             direct.add(name)
             fills[name] = _Fill((index,))
     suggestion = ""
+    problems += [Problem(spelled[i], "holds a value (it looks like a date or a number), "
+                         "not a column name", "put the column's name in the header row "
+                         "(row 1), then map or ignore it") for i in unknown if i in data_like]
+    unknown = [i for i in unknown if i not in data_like]
     if unknown:
         more, suggestion = _unknown_columns([spelled[i] for i in unknown], set(fills),
                                             column_map)
@@ -508,7 +535,7 @@ def _encoding_hint(path: Path, chosen: str, given: str | None) -> str:
 def _dialect(path: Path, encoding: str) -> tuple[str, bool]:
     """(delimiter, whether the first line is Excel's sep= line)."""
     with path.open("r", encoding=encoding, newline="") as fh:
-        first = fh.readline().lstrip("\ufeff")
+        first = fh.readline(MAX_ROW_CHARS).lstrip("\ufeff")
     sep = _SEP_LINE.fullmatch(first.rstrip("\r\n"))
     if sep:
         return ("\t" if sep[1] == "\\t" else sep[1]), True
@@ -517,14 +544,64 @@ def _dialect(path: Path, encoding: str) -> tuple[str, bool]:
     return (best if counts[best] else ","), False
 
 
+class _RowTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """The lines of a text file for csv.reader, at most MAX_ROW_CHARS per row.
+
+    Reads in bounded pieces, so a 17 MB line costs 1 MB, not 17. ``row_start()``
+    is called after each row; _RowTooLong when a row passes the limit.
+    """
+
+    def __init__(self, fh: Any):
+        self.fh = fh
+        self.used = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.fh.readline(MAX_ROW_CHARS + 1 - self.used)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > MAX_ROW_CHARS:
+            raise _RowTooLong
+        return line
+
+    def row_start(self) -> None:
+        self.used = 0
+
+
 def _read(path: Path, encoding: str, delimiter: str,
           sep_line: bool) -> Iterator[tuple[int, list[str]]]:
-    """(spreadsheet row number, cells) for every row; the header is row 1."""
+    """(spreadsheet row number, cells) for every row; the header is row 1.
+
+    Raises CsvError for a row longer than MAX_ROW_CHARS: the file stops
+    there, as no reader can tell where such a row ends (it is most often a
+    quote that is never closed).
+    """
+    number = 0
     with path.open("r", encoding=encoding, newline="", errors="strict") as fh:
+        lines = _Lines(fh)
         if sep_line:
-            fh.readline()
-        reader = csv.reader(fh, delimiter=delimiter, strict=True)
-        yield from enumerate(reader, start=1)
+            next(lines)
+            lines.row_start()
+        try:
+            for number, cells in enumerate(csv.reader(lines, delimiter=delimiter, strict=True),
+                                           start=1):
+                lines.row_start()
+                yield number, cells
+        except _RowTooLong:
+            row = number + 1
+            raise CsvError("The CSV file has a row too long to read; nothing was rendered", [
+                Problem(f"row {row}", f"is longer than {MAX_ROW_CHARS:,} characters (the "
+                        "limit; a real export's rows are a few thousand)",
+                        _FEWER_COLUMNS if row == 1 else "check the row in the export (a quote "
+                        "that is never closed takes in the rows after it), or "
+                        + _FEWER_COLUMNS)]) from None
 
 
 def _blank(cells: list[str]) -> bool:
@@ -534,6 +611,13 @@ def _blank(cells: list[str]) -> bool:
 def _row_values(cells: list[str], fields: dict[str, _Fill],
                 width: int) -> dict[str, str] | RecordError:
     """A row's cells by record field, or why the row is not a patient."""
+    for index, cell in enumerate(cells):
+        if len(cell) > MAX_CELL_CHARS:
+            return RecordError("The row has a cell too long to be a packet's", [Problem(
+                f"column {column_label(index)}",
+                f"holds more than {MAX_CELL_CHARS:,} characters (the limit for a cell)",
+                "check the cell in the export (a quote that is never closed takes in the "
+                "cells after it); a packet's longest field is a few hundred characters")])
     for index in range(width, len(cells)):
         if cells[index].strip():
             return RecordError("The row has more cells than the header", [Problem(
@@ -563,7 +647,9 @@ def open_csv(path: str | Path, encoding: str | None = None,
     bytes do not decode (with a hint that fits them); bad quoting; a header
     with unknown, doubled or missing columns (with a column map ready to
     paste), or that is data rather than names; a column with no header that
-    holds values; a header and no rows. ConfigError (exit 4) for a bad map file.
+    holds values; a header and no rows; more than MAX_COLUMNS columns, a
+    header cell past MAX_CELL_CHARS, any row past MAX_ROW_CHARS (read in
+    bounded pieces). ConfigError (exit 4) for a bad map file.
     """
     path = Path(path)
     column_map = _as_map(columns)
@@ -580,6 +666,7 @@ def open_csv(path: str | Path, encoding: str | None = None,
         if _blank(header):
             raise CsvError("The CSV file is empty",
                            [Problem("CSV", "has no header row", "export the file with headers")])
+        _check_shape(header)
         if any("\x00" in cell for cell in header):
             raise CsvError("The CSV file is not text in the encoding it was read as", [
                 Problem("CSV", "has NUL characters in its header row",
@@ -619,6 +706,21 @@ def open_csv(path: str | Path, encoding: str | None = None,
                      fields, sep_line)
 
 
+def _check_shape(header: list[str]) -> None:
+    """CsvError for a header past MAX_COLUMNS or with a cell past MAX_CELL_CHARS."""
+    width = max((i + 1 for i, cell in enumerate(header) if cell.strip()), default=0)
+    if width > MAX_COLUMNS:
+        raise CsvError("The CSV file has too many columns; nothing was rendered", [
+            Problem("row 1", f"has {width:,} columns (at most {MAX_COLUMNS}; a real export "
+                    "has tens)", _FEWER_COLUMNS)])
+    long = [i for i, cell in enumerate(header) if len(cell) > MAX_CELL_CHARS]
+    if long:
+        raise CsvError("The CSV header has problems; nothing was rendered", [
+            Problem(f"column {column_label(i)}", f"has a header longer than "
+                    f"{MAX_CELL_CHARS:,} characters (the limit for a cell)",
+                    "name the column in a few words") for i in long])
+
+
 def _encoding_name(encoding: str) -> str:
     name = codecs.lookup(encoding).name
     return {"utf-8-sig": "UTF-8", "utf-8": "UTF-8", "utf-16": "UTF-16",
@@ -646,12 +748,7 @@ def _split_lines(cell: str) -> list[str]:
 def _medications(cell: str) -> Any:
     text = cell.strip()
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise RecordError("Bad medications cell", [
-                Problem("medications", "starts with [ but is not a valid JSON list",
-                        'use lines like "Warfarin: Restart on Friday"')]) from None
+        return parse_json(text, "medications", 'use lines like "Warfarin: Restart on Friday"')
     meds = []
     for number, line in enumerate(_split_lines(text), start=1):
         name, sep, instruction = line.partition(":")

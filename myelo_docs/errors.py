@@ -77,3 +77,10 @@ class SelfCheckError(MyeloDocsError):
     """The rendered PDF failed its own safety check; nothing was written."""
 
     exit_code = 6
+
+
+class InvalidJSON(RecordError):
+    """JSON input that cannot be read as it was meant: not UTF-8, not valid
+    JSON, too deep or with a number too long, or an object with a key twice."""
+
+    exit_code = 3

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import tomllib
 import unicodedata
@@ -38,6 +37,7 @@ from .identity import (
     patient_status_problems,
 )
 from .intake import IntakeSettings
+from .json_input import parse_json
 from .output import default_packet_name
 from .record import MyelogramType, PacketRecord, validate_record
 
@@ -91,23 +91,13 @@ def _fail(problems: list[Problem]) -> RecordError:
 
 
 def load_json(data: dict[str, Any] | str | bytes) -> Any:
-    """JSON text or bytes (UTF-8, BOM allowed) as Python data; RecordError naming the place."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise _fail([Problem("Bundle", "is not UTF-8 text", "send the Bundle as UTF-8 JSON")]
-                        ) from None
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise _fail([Problem("Bundle", f"is not valid JSON (line {exc.lineno} column "
-                                 f"{exc.colno}: {exc.msg})", "fix the JSON at that place")]
-                        ) from None
-        except (ValueError, RecursionError):
-            raise _fail([Problem("Bundle", "has a number too long or nesting too deep",
-                                 "send the Bundle as the EHR wrote it")]) from None
+    """JSON text or bytes (UTF-8, BOM allowed) as Python data; data already parsed as is.
+
+    Raises InvalidJSON (a RecordError) naming the place: not UTF-8, not valid
+    JSON, too deep, or an object with a key twice (its path in the Bundle).
+    """
+    if isinstance(data, str | bytes):
+        return parse_json(data, "Bundle", "send the Bundle as the EHR wrote it, in UTF-8")
     return data
 
 
