@@ -390,7 +390,8 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
 @click.option("--queue", default=8, show_default=True, type=click.IntRange(0, 1000),
               help="Requests that may wait for a free worker; past that the answer is 503.")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a request may wait for its PDF (queue included); then 504.")
+              help="Seconds a request may wait for its PDF (queue included); then 504, and "
+                   "a render still running is stopped (its worker replaced).")
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False),
               help="TLS certificate (PEM), to serve HTTPS without a proxy in front.")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
@@ -399,22 +400,44 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
               type=click.FloatRange(min=0.1, max=1024),
               help="Largest FHIR Bundle POST /v1/fhir/packets takes, in MB (EHR patient "
                    "bundles are 0.3-4 MB); other routes keep their 256 KB limit.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name clients use to reach the service (repeatable; '*' for any, "
+                   "only behind a proxy that checks it). Loopback names and --host are "
+                   "always allowed; requests to other names get 400.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS",
+              help="Address of a reverse proxy whose X-Forwarded-For names the client, for "
+                   "the access log and the wrong-token limit (repeatable). Default: "
+                   "127.0.0.1 and ::1.")
+@click.option("--read-timeout", default=20.0, show_default=True,
+              type=click.FloatRange(min=0.5, max=600),
+              help="Seconds a client has to send its headers, then its body; then 408.")
+@click.option("--max-connections", default=200, show_default=True,
+              type=click.IntRange(1, 100_000),
+              help="Connections open at once; past that, new ones get 503 with Retry-After.")
 @intake_options
 @render_options
 @handle_errors
 def serve(host: str, port: int, workers: int, queue: int, timeout: float,
           ssl_certfile: str | None, ssl_keyfile: str | None, fhir_max_mb: float,
+          allowed_hosts: tuple[str, ...], trusted_proxies: tuple[str, ...],
+          read_timeout: float, max_connections: int,
           mrn_systems: tuple[str, ...], mrn_pattern: str | None, brand: Path | None,
           protocol: Path | None, font_dir: Path | None, paper: str | None) -> None:
     """Run the HTTP service: the nurse's page at /, the JSON API under /v1/.
 
-    Listens on 127.0.0.1 unless --host says otherwise. The access log shows
-    method, path, status and time only, never patient data. Stop with Ctrl-C.
+    Listens on 127.0.0.1 unless --host says otherwise (then MYELO_DOCS_TOKEN must
+    hold a secret of at least 32 random characters). The access log shows client
+    address, method, route, status and time, never patient data or the token.
+    Stop with Ctrl-C.
     """
     from . import service
 
     settings = service.ServiceSettings(host=host, token=service.token_from_environment(),
-                                       render_timeout=timeout,
+                                       render_timeout=timeout, allowed_hosts=allowed_hosts,
+                                       trusted_proxies=trusted_proxies
+                                       or service.LOCAL_PROXIES,
+                                       read_timeout=read_timeout,
+                                       max_connections=max_connections,
                                        fhir_max_body=int(fhir_max_mb * 1024 * 1024),
                                        intake=intake_settings(mrn_systems, mrn_pattern))
     service.serve(settings, service.RenderSettings(brand, protocol, font_dir, paper), port=port,

@@ -99,7 +99,7 @@ def test_fhir_field_is_read_or_a_clear_error_naming_the_path(part, value):
 @pytest.fixture(scope="module")
 def client():
     pool = RenderPool(RenderSettings(), workers=1, queue=4).start()
-    yield TestClient(create_app(pool), raise_server_exceptions=False)
+    yield TestClient(create_app(pool), base_url="http://127.0.0.1", raise_server_exceptions=False)
     pool.close()
 
 

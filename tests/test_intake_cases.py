@@ -186,7 +186,8 @@ def test_cli_mrn_system_chooses_among_two_mrns(tmp_path):
 def fhir_client():
     pool = RenderPool(RenderSettings(), workers=1, queue=4).start()
     try:
-        yield TestClient(create_app(pool, ServiceSettings(fhir_max_body=6 * 1024 * 1024)))
+        yield TestClient(create_app(pool, ServiceSettings(fhir_max_body=6 * 1024 * 1024)),
+                         base_url="http://127.0.0.1")
     finally:
         pool.close()
 

@@ -7,11 +7,13 @@ import os
 import signal
 from typing import Any
 
-from .app import TOKEN_VARIABLE, ServiceSettings, check_binding, create_app
+from .app import LOCAL_PROXIES, ServiceSettings, check_binding, create_app
+from .connections import BACKLOG, guarded_protocol, open_files_for
+from .door import TOKEN_VARIABLE
 from .pool import RenderPool, RenderSettings
 
-__all__ = ["RenderPool", "RenderSettings", "ServiceSettings", "create_app", "serve",
-           "token_from_environment"]
+__all__ = ["LOCAL_PROXIES", "RenderPool", "RenderSettings", "ServiceSettings", "create_app",
+           "serve", "token_from_environment"]
 
 # uvicorn's own access log prints query strings; ours (middleware.AccessLog) does not.
 LOG_CONFIG: dict[str, Any] = {
@@ -43,9 +45,14 @@ def serve(settings: ServiceSettings, render: RenderSettings, port: int, workers:
     pool = RenderPool(render, workers=workers, queue=queue).start()
     try:
         app = create_app(pool, settings)
+        connections = open_files_for(settings.max_connections)
         config = uvicorn.Config(app, host=settings.host, port=port, access_log=False,
                                 log_config=LOG_CONFIG, server_header=False,
-                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                                http=guarded_protocol(settings.read_timeout, connections),
+                                backlog=BACKLOG, proxy_headers=True,
+                                forwarded_allow_ips=list(settings.trusted_proxies),
+                                timeout_graceful_shutdown=5)
         log.info("%d render workers ready; token %s", workers,
                  "required" if settings.token else "not set (loopback only)")
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal

@@ -7,15 +7,12 @@ OpenAPI document it builds from the same pydantic models.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -24,18 +21,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from .. import __version__
 from ..brand import load_brand
 from ..content import available_languages, load_content
-from ..errors import MyeloDocsError, Problem, RecordError
+from ..errors import InvalidJSON, MyeloDocsError, Problem, RecordError
 from ..intake import IntakeSettings
+from ..json_input import parse_json
 from ..output import default_packet_name
 from ..problems import problems_from
 from ..record import MyelogramType, validate_record
 from ..render import validate_language
 from ..schema import record_schema
+from .door import ANY_HOST, LOOPBACK_NAMES, TOKEN_VARIABLE, Door, check_token, host_name
 from .middleware import AccessLog, Guard, NoTracebacks
-from .pool import Busy, RenderPool, RenderTimeout
+from .pool import Busy, RenderPool, RenderTimeout, WorkerLost
 from .web import STATIC, FormState, NursePage
 
-TOKEN_VARIABLE = "MYELO_DOCS_TOKEN"
 JSON_TYPES = ("application/json", "application/fhir+json")
 FHIR_JSON = "application/fhir+json"
 REF = "#/components/schemas/{model}"
@@ -47,20 +45,49 @@ DESCRIPTION = (
 
 
 FHIR_PACKETS = "/v1/fhir/packets"
+NURSE_PAGE = "/"
+# No patient data and no way to print: open without the token.
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/static/nurse.css",
+                          "/brand.css", "/brand/logo"})
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+LOCAL_PROXIES = ("127.0.0.1", "::1")  # a reverse proxy on this machine
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """How the service runs: ``max_body`` and ``fhir_max_body`` in bytes (the FHIR
-    route takes whole patient Bundles, 0.3-4 MB from real EHRs), ``render_timeout``
-    in seconds, ``intake`` the hospital's MRN systems, MRN pattern and date window."""
+    """How the service runs.
+
+    ``host``: the address it listens on; ``token``: the secret every non-public
+    route needs (at least 32 random characters); ``allowed_hosts``: names the
+    Host header may give besides the loopback names and ``host`` (``*``: any,
+    for a proxy that checks it); ``trusted_proxies``: addresses whose
+    X-Forwarded-For names the client (for the log and the login throttle);
+    ``render_timeout``, ``read_timeout`` (headers,
+    then body) in seconds; ``max_connections`` open at once; ``max_body`` and
+    ``fhir_max_body`` in bytes (the FHIR route takes whole patient Bundles,
+    0.3-4 MB from real EHRs); ``intake`` the hospital's MRN systems, MRN
+    pattern and date window.
+    """
 
     host: str = "127.0.0.1"
     token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = LOCAL_PROXIES
     render_timeout: float = 30.0
+    read_timeout: float = 20.0
+    max_connections: int = 200
     max_body: int = 256 * 1024
     fhir_max_body: int = 16 * 1024 * 1024
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+
+    def host_names(self) -> frozenset[str]:
+        """The names (lower case, no port) requests may be addressed to."""
+        names = {*LOOPBACK_NAMES, *(host_name(h) if h != ANY_HOST else h
+                                    for h in self.allowed_hosts)}
+        if self.host not in WILDCARD_HOSTS:
+            names.add(host_name(self.host) if ":" not in self.host.strip("[]")
+                      else self.host.strip("[]").lower())
+        return frozenset(names)
 
 
 def is_loopback(host: str) -> bool:
@@ -73,14 +100,23 @@ def is_loopback(host: str) -> bool:
 
 
 def check_binding(settings: ServiceSettings) -> None:
-    """Refuse to listen beyond this machine without a token."""
-    if not is_loopback(settings.host) and not settings.token:
-        from ..errors import ConfigError
+    """Refuse to listen beyond this machine without a token, with a token that can
+    be guessed, or on every address without the names clients will use."""
+    from ..errors import ConfigError
 
+    if settings.token is not None:
+        check_token(settings.token)
+    if not is_loopback(settings.host) and not settings.token:
         raise ConfigError("A token is needed to listen on a network address", [
             Problem("--host", f"'{settings.host}' is reachable from other machines",
                     f"set the environment variable {TOKEN_VARIABLE} to a long random secret, "
                     "or listen on 127.0.0.1")])
+    if settings.host in WILDCARD_HOSTS and not settings.allowed_hosts:
+        raise ConfigError("Name the host the service is reached by", [
+            Problem("--allowed-host", f"'{settings.host}' listens on every address, and "
+                    "requests addressed to names it does not know are refused",
+                    "add --allowed-host with the name clients use (e.g. "
+                    "--allowed-host myelo.hospital.example), repeatable")])
 
 
 class ApiError(Exception):
@@ -155,25 +191,20 @@ def _error_body(error: str, message: str, problems: list[Problem]) -> dict[str, 
     return {"error": error, "message": message, "problems": [p.as_dict() for p in problems]}
 
 
-def _token_ok(header: str, token: str) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":  # the nurse's browser: any user name, the token as password
-        try:
-            value = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-    elif scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def _cross_site(request: Request) -> bool:
-    """Was this form posted by another site's page (a forged request)?"""
+    """Was this form posted by another site's page (a forged request)?
+
+    Browsers say where a form came from in Sec-Fetch-Site, or else in Origin;
+    an Origin of "null" (a sandboxed frame, a data: page) is never ours. A
+    request with neither comes from a program, not a page.
+    """
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site not in ("same-origin", "none")
-    origin = request.headers.get("origin", "null")  # "null" when the referrer is withheld
-    return origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin.split("://", 1)[-1] != request.headers.get("host")
 
 
 def _pdf(pdf: bytes, name: str) -> Response:
@@ -188,16 +219,9 @@ async def _json_body(request: Request) -> Any:
                        [Problem("Content-Type", "is not application/json",
                                 "send the header Content-Type: application/json")])
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f"line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "bytes"
-        raise ApiError(400, "InvalidJSON", "The body is not valid JSON",
-                       [Problem("body", f"is not valid JSON ({where})",
-                                "send one JSON object in UTF-8")]) from None
-    except (ValueError, RecursionError):  # a 5000-digit number, arrays nested 100000 deep
-        raise ApiError(400, "InvalidJSON", "The body is JSON no record can hold",
-                       [Problem("body", "has a number too long or nesting too deep",
-                                "send one flat JSON object of record fields")]) from None
+        return parse_json(await request.body(), "body", "send one JSON object in UTF-8")
+    except InvalidJSON as exc:
+        raise ApiError(400, "InvalidJSON", exc.message, exc.problems) from None
 
 
 PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -205,11 +229,15 @@ PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
     400: {"model": ErrorOut, "description": "The body is not JSON"},
     401: {"model": ErrorOut, "description": "The server has a token and it was not sent"},
+    408: {"model": ErrorOut, "description": "The body did not arrive within the read timeout"},
     413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB; "
                                                 "for FHIR Bundles 16 MB by default)"},
     415: {"model": ErrorOut, "description": "The body is not sent as JSON"},
     422: {"model": ErrorOut, "description": "The record has problems; each names its field"},
-    503: {"model": ErrorOut, "description": "Every worker is busy; retry after Retry-After s"},
+    429: {"model": ErrorOut, "description": "Too many wrong tokens from this address; "
+                                                "retry after Retry-After s"},
+    503: {"model": ErrorOut, "description": "Every worker is busy, or a worker stopped during "
+                                                "this render; retry after Retry-After s"},
     504: {"model": ErrorOut, "description": "The render took longer than the time limit"},
 }
 
@@ -228,19 +256,6 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     app = FastAPI(title="myelo-docs", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None)
 
-    def authorised(challenge: str) -> Any:
-        async def check(request: Request) -> None:
-            if settings.token and not _token_ok(request.headers.get("authorization", ""),
-                                                settings.token):
-                raise ApiError(401, "Unauthorized", "A valid token is needed", [
-                    Problem("Authorization", "is missing or wrong",
-                            f"send 'Authorization: Bearer <token>' with the server's "
-                            f"{TOKEN_VARIABLE}")], headers={"WWW-Authenticate": challenge})
-        return Depends(check)
-
-    api_auth = authorised("Bearer")
-    page_auth = authorised('Basic realm="myelo-docs", charset="UTF-8"')
-
     async def render(kind: str, payload: dict[str, Any]) -> Any:
         try:
             return await pool.render(kind, payload, settings.render_timeout)
@@ -248,6 +263,11 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
             raise ApiError(503, "Busy", "Every render worker is busy", [
                 Problem("server", "is busy", f"try again in {exc.retry_after} seconds")],
                 headers={"Retry-After": str(exc.retry_after)}) from None
+        except WorkerLost:
+            raise ApiError(503, "WorkerLost", "The render worker stopped during this render", [
+                Problem("server", "lost a render worker; a new one is starting",
+                        f"try again in {pool.retry_after()} seconds")],
+                headers={"Retry-After": str(pool.retry_after())}) from None
         except RenderTimeout:
             raise ApiError(504, "Timeout", "The render took too long", [
                 Problem("server", f"did not finish within {settings.render_timeout:g} seconds",
@@ -271,12 +291,17 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     # -- the JSON API ------------------------------------------------------
 
     @app.get("/healthz", summary="Is the service up?")
-    async def healthz() -> dict[str, Any]:
-        """Liveness and load: the number of workers and of renders admitted now."""
-        return {"status": "ok", "version": __version__, "workers": pool.workers,
-                "in_flight": pool.in_flight, "limit": pool.limit}
+    async def healthz() -> JSONResponse:
+        """Liveness and load: `status` ok (every worker ready), degraded (some are being
+        replaced) or down (none ready: 503); the workers, how many are ready, the
+        renders admitted now and the most admitted at once."""
+        health = pool.health()
+        ready = health["ready"]
+        status = "ok" if ready >= health["workers"] else "degraded" if ready else "down"
+        return JSONResponse({"status": status, "version": __version__, **health},
+                            200 if ready else 503)
 
-    @app.get("/v1/types", summary="The myelogram types and languages", dependencies=[api_auth])
+    @app.get("/v1/types", summary="The myelogram types and languages")
     async def types() -> dict[str, Any]:
         """The values `type` and `language` may take."""
         names = load_content("en").data["types"]
@@ -285,8 +310,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
                 "languages": available_languages()}
 
     @app.post("/v1/packets", summary="The discharge packet PDF for one patient",
-              response_class=Response, responses=PDF_RESPONSES, openapi_extra=_body("PacketRecord"),
-              dependencies=[api_auth])
+              response_class=Response, responses=PDF_RESPONSES, openapi_extra=_body("PacketRecord"))
     async def packets(request: Request) -> Response:
         """Send a PacketRecord as JSON; get the packet PDF (every page carries the patient's
         name, date of birth and MRN). Problems come back as 422 with one entry per field."""
@@ -296,7 +320,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.post("/v1/handouts", summary="The education handout PDF for one myelogram type",
               response_class=Response, responses=PDF_RESPONSES,
-              openapi_extra=_body("HandoutRequest"), dependencies=[api_auth])
+              openapi_extra=_body("HandoutRequest"))
     async def handouts(request: Request) -> Response:
         """Send {"type": "lumbar", "language": "en", "large_print": false}; no patient data."""
         data = await _json_body(request)
@@ -320,8 +344,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
                   kind: {"schema": {"oneOf": [
                       {"type": "object", "description": "A FHIR R4 Bundle"},
                       {"$ref": REF.format(model="FhirPacketRequest")}]}}
-                  for kind in (FHIR_JSON, "application/json")}}},
-              dependencies=[api_auth])
+                  for kind in (FHIR_JSON, "application/json")}}})
     async def fhir_packets(request: Request) -> Response:
         """Send a Bundle with a Patient and a Procedure or ServiceRequest for the
         myelogram (CPT 62302/62303/62304), or `{"bundle": <Bundle>, "record": {...}}`
@@ -346,12 +369,11 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     def html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
         return HTMLResponse(text, status, headers=headers)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False,
-             dependencies=[page_auth])
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def form() -> HTMLResponse:
         return html(page.html(FormState()))
 
-    @app.post("/", include_in_schema=False, dependencies=[page_auth])
+    @app.post("/", include_in_schema=False)
     async def submit(request: Request) -> Response:
         if _cross_site(request):
             raise ApiError(403, "Forbidden", "The form was sent from another site", [])
@@ -379,6 +401,10 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
         except RenderTimeout:
             return html(page.html(state, notice="The packet took too long. Press Print "
                                                 "packet again."), 504)
+        except WorkerLost:
+            return html(page.html(state, notice="The printer service restarted a part of "
+                                                "itself. Press Print packet again."), 503,
+                        headers={"Retry-After": str(pool.retry_after())})
         return _pdf(rendered.pdf, default_packet_name(record))
 
     @app.get("/static/nurse.css", include_in_schema=False)
@@ -420,6 +446,10 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     app.add_middleware(NoTracebacks)
     app.add_middleware(Guard, max_body=settings.max_body, limits={FHIR_PACKETS: (
         settings.fhir_max_body, "send the Bundle of one patient, or start the service with a "
-                                "larger --fhir-max-mb")})
+                                "larger --fhir-max-mb")}, read_timeout=settings.read_timeout)
+    app.add_middleware(Door, token=settings.token, allowed_hosts=settings.host_names(),
+                       public=PUBLIC_PATHS,
+                       challenge=lambda path: 'Basic realm="myelo-docs", charset="UTF-8"'
+                       if path == NURSE_PAGE else "Bearer")
     app.add_middleware(AccessLog, known_paths=lambda: known)
     return app

@@ -1,12 +1,14 @@
-"""ASGI middleware: the access log, safety headers, the body limit, no tracebacks.
+"""ASGI middleware: the access log, the door (host, token, failed logins), safety
+headers, the body limit and read timeout, no tracebacks.
 
-Patient data never reaches a log: the access log has the method, the route
-(never a query string or body; a path that is not one of ours is logged as
-"-"), the status and the time taken.
+Patient data never reaches a log: the access log has the client address, the
+method, the route (never a query string or body; a path that is not one of
+ours is logged as "-"), the status and the time taken. The token never does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -37,8 +39,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any],
     await send({"type": "http.response.body", "body": data})
 
 
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "-"
+
+
 class AccessLog:
-    """One line per request: method, route, status, milliseconds."""
+    """One line per request: client address, method, route, status, milliseconds."""
 
     def __init__(self, app: ASGIApp, known_paths: Callable[[], set[str]]):
         self.app = app
@@ -61,22 +68,25 @@ class AccessLog:
             await self.app(scope, receive, watch)
         finally:
             path = scope["path"] if scope["path"] in self.known_paths() else "-"
-            access_log.info("%s %s %d %.0fms", scope["method"], path, status,
-                            (time.perf_counter() - started) * 1000)
+            access_log.info("%s %s %s %d %.0fms", client_address(scope), scope["method"], path,
+                            status, (time.perf_counter() - started) * 1000)
 
 
 class Guard:
-    """Safety headers on every response, and the request body limit (413).
+    """Safety headers on every response, the request body limit (413) and the body's
+    read timeout (408).
 
     ``max_body`` bytes for every route, except the paths in ``limits``
-    (path -> (bytes, the fix to print when a body is over it)).
+    (path -> (bytes, the fix to print when a body is over it)); the whole body
+    must arrive within ``read_timeout`` seconds of the headers.
     """
 
     def __init__(self, app: ASGIApp, max_body: int,
-                 limits: dict[str, tuple[int, str]] | None = None):
+                 limits: dict[str, tuple[int, str]] | None = None, read_timeout: float = 20.0):
         self.app = app
         self.max_body = max_body
         self.limits = limits or {}
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,25 +116,35 @@ class Guard:
     @staticmethod
     def _headers(message: Message) -> list[tuple[bytes, bytes]]:
         kind = dict(message.get("headers", [])).get(b"content-type", b"")
-        headers = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
-                   (b"referrer-policy", b"no-referrer")]
+        headers = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
         if kind.startswith(b"text/html"):
-            headers += [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY")]
-        elif kind.startswith(b"image/svg"):
+            # "same-origin", not "no-referrer": under no-referrer a browser sends
+            # "Origin: null" with the page's own form, which a forged post also sends.
+            headers += [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
+                        (b"referrer-policy", b"same-origin")]
+            return headers
+        headers.append((b"referrer-policy", b"no-referrer"))
+        if kind.startswith(b"image/svg"):
             headers.append((b"content-security-policy", SVG_CSP.encode()))
         return headers
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, limit: int,
                          fix: str) -> bytes | None:
-        """The whole body, or None after answering 413 (or when the client left)."""
+        """The whole body, or None after answering 413 or 408 (or when the client left)."""
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _too_large(send, limit, fix)
             return None
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + self.read_timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                await send_json(send, 408, request_timeout(self.read_timeout),
+                                [(b"connection", b"close")])
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -137,11 +157,18 @@ class Guard:
                 return b"".join(chunks)
 
 
+def request_timeout(seconds: float) -> dict[str, Any]:
+    return {"error": "RequestTimeout", "message": "The request came in too slowly",
+            "problems": [{"field": "body", "problem": f"did not arrive within {seconds:g} seconds",
+                          "fix": "send the whole request at once; check the network"}]}
+
+
 async def _too_large(send: Send, limit: int, fix: str) -> None:
     size = f"{limit // 1024} KB" if limit < 1024 * 1024 else f"{limit / 1024 / 1024:g} MB"
     await send_json(send, 413, {
         "error": "RequestTooLarge", "message": f"The request is larger than {size}",
-        "problems": [{"field": "body", "problem": f"is larger than {size}", "fix": fix}]})
+        "problems": [{"field": "body", "problem": f"is larger than {size}", "fix": fix}]},
+        [(b"connection", b"close")])
 
 
 class NoTracebacks:

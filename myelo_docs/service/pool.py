@@ -6,6 +6,23 @@ reuses it for every request. At most ``workers + queue`` renders are admitted
 at a time; the next request is refused at once (the service answers 503 with
 Retry-After) instead of waiting in an unbounded queue.
 
+The pool runs its worker processes itself (one pipe each), so that one worker
+can be stopped or lost without touching the others:
+
+- A render that passes its time limit is stopped: its worker is killed
+  (SIGKILL) and a fresh one warm-started in its place; the caller gets
+  RenderTimeout. A job whose time runs out while it is still queued is just
+  dropped.
+- A worker that dies (out of memory, killed) fails only the request it was
+  rendering (WorkerLost); an idle worker that dies fails none (a job it had not
+  taken yet goes to another worker). It is logged on the ``myelo_docs.service``
+  logger (pid and exit status, never patient data) and replaced in the
+  background; requests in flight elsewhere go on, queued ones wait for the next
+  free worker within their own time limit.
+- After ``recycle_after`` renders a worker is replaced by a fresh one, which
+  takes over once warm; no request waits for a cold worker.
+- ``health()`` says how many workers are ready to render.
+
 ``run_job`` is the one place a render happens: a faster render path plugs in
 there.
 """
@@ -13,21 +30,26 @@ there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from .. import errors
 from ..errors import MyeloDocsError, Problem
 from ..record import record_model
 from ..render_settings import RenderSettings
+
+log = logging.getLogger("myelo_docs.service")
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,15 @@ class Busy(Exception):
 
 
 class RenderTimeout(Exception):
-    """The render took longer than the request's time limit."""
+    """The render took longer than the request's time limit (its worker was stopped)."""
+
+
+class WorkerLost(Exception):
+    """The worker rendering this request died (killed, out of memory); a new one is
+    starting, so trying again is safe."""
+
+    def __init__(self) -> None:
+        super().__init__("the render worker stopped; try again")
 
 
 # -- in the worker processes ---------------------------------------------------
@@ -109,6 +139,30 @@ def run_job(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
+_TAKEN = "taken"  # a worker's receipt for a job: a death before it means the job is untouched
+
+
+def _worker_main(settings: RenderSettings, conn: Connection) -> None:
+    """A worker's life: start warm, say so (None, or the start error), then answer
+    each ``(kind, payload)`` with _TAKEN and then run_job's result, until the pipe
+    closes or None comes."""
+    _start_worker(settings)
+    conn.send(_ready())
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        conn.send(_TAKEN)
+        try:
+            result = run_job(*job)
+        except Exception as exc:  # a bug: the server answers 500; the message may hold PHI
+            result = {"failed": type(exc).__name__}
+        conn.send(result)
+
+
 def _unwrap(result: dict[str, Any] | None) -> dict[str, Any] | None:
     """Raise the worker's error in this process, as the same class with the same problems."""
     if result is None or "error" not in result:
@@ -120,7 +174,46 @@ def _unwrap(result: dict[str, Any] | None) -> dict[str, Any] | None:
 # -- in the server process ---------------------------------------------------------
 
 
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    slot: int
+    started: float = field(default_factory=time.monotonic)
+    jobs: int = 0
+    busy: bool = False
+    retire: bool = False  # replaced by a fresh worker: stop once its job is done
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+
+@dataclass(eq=False)
+class _Slot:
+    current: _Worker | None = None  # the warm worker serving this slot
+    warming: bool = False  # a fresh worker is starting for it (a replacement or a recycle)
+    recycle_from: float = 0.0  # after a failed recycle, not before this time.monotonic()
+
+
+def _exit_status(process: BaseProcess) -> str:
+    code = process.exitcode
+    if code is None:
+        return "no answer"
+    if code < 0:
+        return f"signal {-code}"
+    return f"exit code {code}"
+
+
 class RenderPool:
+    """``workers`` warm render processes and a bounded queue (see the module's doc).
+
+    ``render`` raises Busy (over the limit), RenderTimeout (the render was
+    stopped, or its time ran out in the queue), WorkerLost (its worker died) or
+    the render's own MyeloDocsError. ``health()`` gives the capacity.
+    """
+
     def __init__(self, settings: RenderSettings, workers: int = 2, queue: int = 8,
                  recycle_after: int = 500):
         self.settings = settings
@@ -129,37 +222,217 @@ class RenderPool:
         # A worker's memory creeps up by some tens of KB per render (WeasyPrint and
         # Pango caches); fresh workers every few hundred renders keep it bounded.
         self.recycle_after = recycle_after
+        self._context = multiprocessing.get_context("spawn")  # never a fork of our threads
         self._lock = threading.Lock()
+        self._free = threading.Condition(self._lock)  # notified when a worker becomes idle
+        self._idle: list[_Worker] = []
+        self._slots = [_Slot() for _ in range(workers)]
+        self._processes: dict[int, _Worker] = {}  # every live worker process, by pid
         self._admitted = 0
-        self._jobs = 0
         self._last_seconds = 1.0
-        self._executor: ProcessPoolExecutor | None = None
-        self._warming: ProcessPoolExecutor | None = None  # the next workers, while they start
+        self._threads: ThreadPoolExecutor | None = None
+        self._closed = threading.Event()
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # "spawn": a fresh interpreter per worker, never a fork of the server's threads.
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(self.settings,))
+    # -- starting and stopping -----------------------------------------------
+
+    def _spawn(self, slot: int) -> _Worker:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(self.settings, theirs),
+                                        name=f"myelo-docs render worker {slot}", daemon=True)
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours, slot)
+        with self._lock:
+            self._processes[worker.pid] = worker
+        return worker
+
+    def _await_ready(self, worker: _Worker) -> dict[str, Any] | None:
+        """The worker's start message: None when warm, or its start error. Raises
+        EOFError/OSError when it died while starting."""
+        return worker.conn.recv()
 
     def start(self) -> RenderPool:
-        """Start the workers and wait until they answer; each renders once as it starts.
+        """Start the workers and wait until they are warm; each renders once as it starts.
 
         A bad brand, protocol or font folder raises its ConfigError here.
         """
-        self._executor = self._new_executor()
-        ready = [self._executor.submit(_ready) for _ in range(self.workers)]
-        for future in ready:
-            _unwrap(future.result())
+        if self._threads is not None:
+            raise RuntimeError("the render pool is already started")
+        # Enough threads that an admitted request never waits for one.
+        self._threads = ThreadPoolExecutor(self.limit + self.workers,
+                                           thread_name_prefix="render-wait")
+        started = [self._spawn(slot) for slot in range(self.workers)]
+        try:
+            for worker in started:
+                try:
+                    _unwrap(self._await_ready(worker))
+                except (EOFError, OSError):
+                    worker.process.join(5)
+                    raise RuntimeError(f"a render worker stopped while starting "
+                                       f"({_exit_status(worker.process)})") from None
+        except BaseException:
+            self.close()
+            raise
+        with self._lock:
+            for worker in started:
+                self._slots[worker.slot].current = worker
+                self._idle.append(worker)
+        threading.Thread(target=self._watch_idle, name="render-watch", daemon=True).start()
         return self
 
     def close(self) -> None:
+        """Stop every worker: idle ones are asked to leave, busy or starting ones killed."""
         with self._lock:
-            warming, self._warming = self._warming, None
-        if warming is not None:
-            warming.shutdown(wait=True, cancel_futures=True)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            self._closed.set()
+            self._free.notify_all()
+            idle, self._idle = self._idle, []
+            others = [w for w in self._processes.values() if w not in idle]
+        for worker in idle:
+            self._leave(worker, wait=False)
+        for worker in others:
+            worker.process.kill()
+        deadline = time.monotonic() + 5
+        for worker in idle + others:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _leave(self, worker: _Worker, wait: bool = True) -> None:
+        """Ask a worker that is not rendering to exit (recycled, or the pool closing)."""
+        with self._lock:
+            self._processes.pop(worker.pid, None)
+        with contextlib.suppress(OSError):
+            worker.conn.send(None)
+        worker.conn.close()
+        if wait:
+            threading.Thread(target=self._reap, args=(worker,), daemon=True).start()
+
+    @staticmethod
+    def _reap(worker: _Worker) -> None:
+        worker.process.join(10)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(1)
+
+    def _warm_start(self, slot: int) -> None:
+        """In a background thread: start a fresh worker for ``slot`` and switch it in
+        once warm. While the slot has no worker, failed starts are retried (1 s, 2 s,
+        … up to 60 s apart)."""
+        delay = 1.0
+        while not self._closed.is_set():
+            try:
+                worker = self._spawn(slot)
+            except OSError as exc:  # out of processes or memory: try again later
+                log.error("could not start a render worker (%s)", type(exc).__name__)
+                worker = None
+            problem = None
+            if worker is not None:
+                try:
+                    start_error = self._await_ready(worker)
+                except (EOFError, OSError):
+                    worker.process.join(5)
+                    problem = f"stopped while starting ({_exit_status(worker.process)})"
+                else:
+                    if start_error is None:
+                        self._switch_in(worker)
+                        return
+                    problem = f"could not start: {start_error['error']}"
+                    self._leave(worker)
+                with self._lock:
+                    self._processes.pop(worker.pid, None)
+                if not self._closed.is_set():
+                    log.error("render worker %d %s", worker.pid, problem)
+            with self._lock:
+                if self._slots[slot].current is not None:  # a recycle failed: keep the old one
+                    self._slots[slot].warming = False
+                    self._slots[slot].recycle_from = time.monotonic() + 60
+                    return
+            self._closed.wait(delay)
+            delay = min(delay * 2, 60.0)
+        with self._lock:
+            self._slots[slot].warming = False
+
+    def _switch_in(self, fresh: _Worker) -> None:
+        seconds = time.monotonic() - fresh.started
+        with self._lock:
+            slot = self._slots[fresh.slot]
+            slot.warming = False
+            closed = self._closed.is_set()
+            old, slot.current = slot.current, (None if closed else fresh)
+            retired = None
+            if old is not None:
+                if old in self._idle:
+                    self._idle.remove(old)
+                    retired = old
+                else:
+                    old.retire = True  # busy: it leaves when its job is done
+            if not closed:
+                self._idle.append(fresh)
+                self._free.notify()
+        if closed:
+            self._leave(fresh)
+            return
+        if retired is not None:
+            self._leave(retired)
+        if old is None:
+            log.info("render worker %d ready (%.1f s)", fresh.pid, seconds)
+        else:
+            log.info("render worker %d ready (%.1f s); it replaces %d after %d renders",
+                     fresh.pid, seconds, old.pid, old.jobs)
+
+    def _replace(self, worker: _Worker, why: str) -> None:
+        """A worker is gone (killed by us or by something else): log it, take it out,
+        and start a fresh one for its slot unless one is already on the way."""
+        with self._lock:
+            self._processes.pop(worker.pid, None)
+            if worker in self._idle:
+                self._idle.remove(worker)
+            slot = self._slots[worker.slot]
+            if slot.current is worker:
+                slot.current = None
+            if self._closed.is_set():
+                return
+            already = slot.warming
+            start = slot.current is None and not already
+            if start:
+                slot.warming = True
+        if start:
+            log.warning("render worker %d %s; starting a new one", worker.pid, why)
+        elif already and not worker.retire:
+            log.warning("render worker %d %s; a new one is already starting", worker.pid, why)
+        else:
+            log.warning("render worker %d %s", worker.pid, why)
+        if start:
+            threading.Thread(target=self._warm_start, args=(worker.slot,),
+                             name="render-warm-start", daemon=True).start()
+
+    def _watch_idle(self) -> None:
+        """Notices idle workers that died (so that no request is sent to them and
+        health() is right), within half a second."""
+        while not self._closed.is_set():
+            with self._lock:
+                idle = list(self._idle)
+            ready = multiprocessing.connection.wait(
+                [w.process.sentinel for w in idle], timeout=0.5) if idle else []
+            if not idle:
+                self._closed.wait(0.5)
+            for worker in idle:
+                if worker.process.sentinel in ready:
+                    with self._lock:
+                        if worker not in self._idle:
+                            continue  # taken for a job meanwhile: that job will see it
+                        self._idle.remove(worker)
+                    self._lost(worker)
+
+    def _lost(self, worker: _Worker) -> None:
+        worker.process.join(2)
+        worker.conn.close()
+        self._replace(worker, f"stopped ({_exit_status(worker.process)})")
+
+    # -- admission ---------------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
@@ -172,7 +445,7 @@ class RenderPool:
             self._admitted += 1
             return True
 
-    def _release(self, _: object = None) -> None:
+    def _release(self) -> None:
         with self._lock:
             self._admitted -= 1
 
@@ -180,69 +453,132 @@ class RenderPool:
         """Seconds until a slot is likely free: the queue ahead, at the last render speed."""
         return max(1, math.ceil(self._last_seconds * self.limit / self.workers))
 
-    def _recycle(self) -> None:
-        """After recycle_after jobs, start fresh workers; once they are warm, new jobs
-        go to them and the old ones finish theirs. (Switching at once made the
-        requests that came meanwhile wait seconds for cold workers.)"""
+    def health(self) -> dict[str, Any]:
+        """Capacity now: ``{"workers": configured, "ready": warm workers serving,
+        "starting": fresh workers warming up (replacements and recycles),
+        "in_flight": renders admitted (rendering or queued), "limit": workers + queue}``.
+        ready < workers means degraded; ready == 0 means no render can be served."""
         with self._lock:
-            self._jobs += 1
-            if (self._jobs < self.recycle_after or self._executor is None
-                    or self._warming is not None):
-                return
-            self._jobs = 0
-            fresh = self._warming = self._new_executor()
-        ready = [fresh.submit(_ready) for _ in range(self.workers)]
+            return {"workers": self.workers,
+                    "ready": sum(slot.current is not None for slot in self._slots),
+                    "starting": sum(slot.warming for slot in self._slots),
+                    "in_flight": self._admitted, "limit": self.limit}
 
-        def switch(_: object) -> None:
-            if not all(future.done() for future in ready):
-                return
-            with self._lock:
-                if self._warming is not fresh:
-                    return
-                self._warming = None
-                if any(future.exception() or future.result() for future in ready):
-                    fresh.shutdown(wait=False)  # keep the old workers; try again later
-                    return
-                old, self._executor = self._executor, fresh
-            if old is not None:
-                old.shutdown(wait=False)
+    def processes(self) -> dict[int, str]:
+        """The live worker processes, pid -> "idle", "busy" or "starting" (for
+        diagnostics and tests)."""
+        with self._lock:
+            serving = {id(slot.current) for slot in self._slots}
+            return {pid: ("busy" if w.busy else "idle" if id(w) in serving or w in self._idle
+                          else "starting")
+                    for pid, w in self._processes.items()}
 
-        for future in ready:
-            future.add_done_callback(switch)
+    # -- rendering ---------------------------------------------------------------
 
     async def render(self, kind: str, payload: dict[str, Any], timeout: float) -> Rendered:
-        """Render in a worker. Raises Busy, RenderTimeout or the render's MyeloDocsError."""
-        if self._executor is None:
-            raise RuntimeError("the render pool is not started")
+        """Render in a worker within ``timeout`` seconds (queue included).
+
+        Raises Busy, RenderTimeout, WorkerLost or the render's MyeloDocsError.
+        """
+        if self._threads is None or self._closed.is_set():
+            raise RuntimeError("the render pool is not started, or closed")
         if not self._admit():
             raise Busy(self.retry_after())
-        self._recycle()
-        executor = self._executor
+        deadline = time.monotonic() + timeout
         try:
-            future: Future[dict[str, Any]] = executor.submit(run_job, kind, payload)
-        except (BrokenProcessPool, RuntimeError):
+            future = self._threads.submit(self._run, kind, payload, deadline, timeout)
+        except RuntimeError:  # closed meanwhile
             self._release()
-            self._restart(executor)
-            raise Busy(self.retry_after()) from None
-        # The slot is freed when the worker is really done, not when we stop waiting.
-        future.add_done_callback(self._release)
-        try:
-            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
-        except TimeoutError:
-            future.cancel()  # only helps while it is still queued
-            raise RenderTimeout() from None
-        except BrokenProcessPool:
-            self._restart(executor)
-            raise Busy(self.retry_after()) from None
+            raise
+        # The slot is freed by _run when the job is really over, not when we stop waiting.
+        # Shielded: cancelling this request must not cancel a job still queued for a
+        # thread, or its slot would never be freed.
+        result = await asyncio.shield(asyncio.wrap_future(future))
         result = _unwrap(result)
         assert result is not None
+        if "failed" in result:
+            raise RuntimeError(f"the render failed in its worker ({result['failed']})")
         self._last_seconds = result["seconds"]
         return Rendered(result["pdf"], result["pages"], result["seconds"])
 
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
-        """A worker died (out of memory, killed): replace the whole pool, once."""
+    def _take(self, deadline: float) -> _Worker:
+        """The next idle worker, waiting for one until ``deadline``."""
+        while True:
+            with self._free:
+                while not self._idle:
+                    if self._closed.is_set():
+                        raise RuntimeError("the render pool is closed")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise RenderTimeout()  # still queued: dropped, nothing to stop
+                    self._free.wait(remaining)
+                worker = self._idle.pop(0)
+                alive = worker.process.is_alive()
+                worker.busy = alive
+            if alive:
+                return worker
+            self._lost(worker)  # died while idle, before the watcher saw it
+
+    def _run(self, kind: str, payload: dict[str, Any], deadline: float,
+             timeout: float) -> dict[str, Any]:
+        """In a waiting thread: one job, start to end. Frees the admission slot."""
+        try:
+            while True:
+                worker = self._take(deadline)
+                receipt = None
+                try:
+                    try:
+                        worker.conn.send((kind, payload))
+                    except (EOFError, OSError):
+                        raise
+                    except Exception:  # could not pickle the job: the worker never saw it
+                        worker.jobs -= 1
+                        self._done(worker)
+                        raise
+                    receipt = self._receive(worker, deadline, timeout)
+                    result: dict[str, Any] = self._receive(worker, deadline, timeout)
+                except (EOFError, OSError):
+                    self._lost(worker)
+                    if receipt is None:
+                        continue  # it died idle, before taking the job: another worker
+                    raise WorkerLost() from None
+                self._done(worker)
+                return result
+        finally:
+            self._release()
+
+    def _receive(self, worker: _Worker, deadline: float, timeout: float) -> Any:
+        """The worker's next message; past the deadline the worker is stopped and
+        RenderTimeout raised. EOFError/OSError when the worker died."""
+        if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+            self._stop(worker, timeout)
+            raise RenderTimeout()
+        return worker.conn.recv()
+
+    def _stop(self, worker: _Worker, timeout: float) -> None:
+        """Kill a worker whose render passed its time limit, and replace it."""
+        worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        self._replace(worker, f"passed the time limit ({timeout:g} s) and was stopped")
+
+    def _done(self, worker: _Worker) -> None:
+        """A worker finished its job: back to the idle list, or out if it was replaced;
+        after ``recycle_after`` jobs a fresh worker starts to take its place."""
+        recycle = False
         with self._lock:
-            if self._executor is not broken:
-                return
-            self._executor = self._new_executor()
-        broken.shutdown(wait=False, cancel_futures=True)
+            worker.busy = False
+            worker.jobs += 1
+            slot = self._slots[worker.slot]
+            leave = worker.retire or self._closed.is_set()
+            if not leave:
+                self._idle.append(worker)
+                self._free.notify()
+                if (worker.jobs >= self.recycle_after and not slot.warming
+                        and time.monotonic() >= slot.recycle_from):
+                    slot.warming = recycle = True
+        if leave:
+            self._leave(worker)
+        if recycle:
+            threading.Thread(target=self._warm_start, args=(worker.slot,),
+                             name="render-warm-start", daemon=True).start()

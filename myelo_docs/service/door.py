@@ -1,0 +1,139 @@
+"""The door: which requests get in, decided on the headers before any body is read.
+
+In order: the Host must be one of the names this server answers to (a page on
+another site that resolves its own name to us, DNS rebinding, is refused);
+a client with too many failed logins waits (429); with a token set, every
+route but the public ones needs it (401).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from ..errors import ConfigError, Problem
+from .middleware import ASGIApp, Receive, Scope, Send, client_address, send_json
+
+TOKEN_VARIABLE = "MYELO_DOCS_TOKEN"
+TOKEN_MIN_LENGTH = 32
+TOKEN_MIN_DISTINCT = 10  # "aaaa…" or "12121212…" is long but not random
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ANY_HOST = "*"
+MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def check_token(token: str) -> None:
+    """Refuse a token that can be guessed: shorter than 32 characters or barely varied."""
+    if len(token) < TOKEN_MIN_LENGTH or len(set(token)) < TOKEN_MIN_DISTINCT:
+        raise ConfigError("The token is too easy to guess", [
+            Problem(TOKEN_VARIABLE, f"must be at least {TOKEN_MIN_LENGTH} random characters",
+                    f"make one with {MAKE_TOKEN}")])
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without the port, lower case: '[::1]:8000' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def token_matches(header: str, token: str) -> bool:
+    """Bearer <token>, or HTTP Basic with any user name and the token as the password."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":  # the nurse's browser
+        try:
+            value = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+class LoginThrottle:
+    """Failed logins per client address: after ``attempts`` within ``window`` seconds,
+    the client waits until the oldest of them is ``window`` seconds old. At most
+    ``clients`` addresses are remembered (the oldest are forgotten)."""
+
+    def __init__(self, attempts: int = 5, window: float = 60.0, clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.attempts, self.window, self.clients, self.clock = attempts, window, clients, clock
+        self._failed: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def wait(self, client: str) -> int:
+        """Seconds this client must wait before trying again (0: it may try now)."""
+        failed = self._failed.get(client)
+        if failed is None:
+            return 0
+        now = self.clock()
+        while failed and failed[0] <= now - self.window:
+            failed.popleft()
+        if len(failed) < self.attempts:
+            return 0
+        return max(1, math.ceil(failed[0] + self.window - now))
+
+    def failed(self, client: str) -> None:
+        self._failed.setdefault(client, deque(maxlen=self.attempts)).append(self.clock())
+        self._failed.move_to_end(client)
+        while len(self._failed) > self.clients:
+            self._failed.popitem(last=False)
+
+
+class Door:
+    """ASGI middleware: Host check, failed-login throttle, token; all on the headers.
+
+    ``allowed_hosts``: the names (lower case, no port) the Host header may give,
+    or ``*`` for any; ``public``: the paths that need no token; ``challenge``:
+    the WWW-Authenticate value for a path (Basic for the nurse's page, so the
+    browser asks for it).
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, allowed_hosts: frozenset[str],
+                 public: frozenset[str], challenge: Callable[[str], str],
+                 throttle: LoginThrottle | None = None):
+        self.app, self.token, self.allowed_hosts = app, token, allowed_hosts
+        self.public, self.challenge = public, challenge
+        self.throttle = throttle or LoginThrottle()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if ANY_HOST not in self.allowed_hosts and host not in self.allowed_hosts:
+            await send_json(send, 400, {
+                "error": "UnknownHost", "message": "This server does not answer to that name",
+                "problems": [{"field": "Host", "problem": "is not one of the server's names",
+                              "fix": "use the address the hospital gave you; whoever runs "
+                                     "the service can add a name with --allowed-host"}]},
+                [(b"connection", b"close")])
+            return
+        if self.token and scope["path"] not in self.public:
+            client = client_address(scope)
+            wait = self.throttle.wait(client)
+            if wait:
+                await send_json(send, 429, {
+                    "error": "TooManyAttempts", "message": "Too many wrong tokens",
+                    "problems": [{"field": "Authorization", "problem": "was wrong too often",
+                                  "fix": f"wait {wait} seconds, then send the right token"}]},
+                    [(b"retry-after", str(wait).encode()), (b"connection", b"close")])
+                return
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not token_matches(given, self.token):
+                self.throttle.failed(client)
+                await send_json(send, 401, {
+                    "error": "Unauthorized", "message": "A valid token is needed",
+                    "problems": [{"field": "Authorization", "problem": "is missing or wrong",
+                                  "fix": "send 'Authorization: Bearer <token>' with the "
+                                         f"server's {TOKEN_VARIABLE}"}]},
+                    [(b"www-authenticate", self.challenge(scope["path"]).encode()),
+                     (b"connection", b"close")])
+                return
+        await self.app(scope, receive, send)
