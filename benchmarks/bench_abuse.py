@@ -14,6 +14,7 @@ here is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import socket
@@ -67,10 +68,8 @@ def main() -> None:
             try:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=5)
                 sock.setblocking(False)
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(head + part)
-                except OSError:
-                    pass
                 opened.append(sock)
             except OSError:
                 break
