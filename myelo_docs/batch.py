@@ -15,25 +15,39 @@ import errno
 import hashlib
 import io
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .csv_input import ColumnMap, CsvSource, iter_rows, open_csv, row_to_data
 from .errors import MyeloDocsError, OutputError, Problem
 from .filenames import DEFAULT_PATTERN, check_pattern, file_name
 from .fonts import FontSet, check_glyphs, font_set
 from .intake import IntakeSettings
-from .output import NOFOLLOW, check_target, create_private, link_error, write_atomic
+from .output import (
+    NOFOLLOW,
+    check_own,
+    check_target,
+    create_private,
+    link_error,
+    move_into_place,
+    own_file,
+    write_atomic,
+)
 from .record import PacketRecord, text_fields, validate_record
 from .render_settings import RenderSettings
+
+if TYPE_CHECKING:
+    from .render import Renderer
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
 _LINK_FIX = "remove the link; myelo-docs never follows links inside the output folder"
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # reading what we took for a file never hangs (a FIFO)
 MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "render", "error")
 
 
@@ -171,7 +185,12 @@ class Manifest:
 
     def __init__(self, out_dir: Path, resume: bool):
         """Open the live manifest (mode 0600, never through a link): appended to
-        with ``resume``, else a new one (an old one is removed first)."""
+        with ``resume``, else a new one (an old one is removed first).
+
+        Raises OutputError (exit 5) with ``resume`` for a manifest that is a
+        symbolic link, not a regular file, or a file with other names (a hard
+        link: its rows would be appended to, and its mode changed in, a file
+        elsewhere)."""
         self.path = out_dir / MANIFEST
         self.previous: dict[int, RowResult] = self._read() if resume else {}
         if not resume and not self.path.is_symlink():
@@ -185,7 +204,7 @@ class Manifest:
 
     def _read(self) -> dict[int, RowResult]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW | NONBLOCK)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -194,6 +213,7 @@ class Manifest:
             raise
         found = {}
         with os.fdopen(fd, encoding="utf-8", newline="") as fh:
+            check_own(fd, self.path)  # a hard link: appending would write elsewhere too
             for line in csv.DictReader(fh):
                 try:
                     row = int(line["row"])
@@ -207,11 +227,16 @@ class Manifest:
         return found
 
     def done_before(self, plan: _Plan, out_dir: Path) -> RowResult | None:
+        """The manifest's line for the row if its PDF is there, ours and unchanged.
+
+        Ours: a regular file with no other name. A symbolic link or a hard
+        link is not vouched for: the row is rendered again and its name
+        replaced (a rename: the file the link shared stays as it was).
+        """
         old = self.previous.get(plan.row)
         if not old or old.status != "ok" or old.file != plan.name:
             return None
-        path = out_dir / old.file
-        if path.is_file() and not path.is_symlink() and _sha256_file(path) == old.sha256:
+        if _sha256_own(out_dir / old.file) == old.sha256:
             return old
         return None
 
@@ -239,9 +264,17 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_own(path: Path) -> str | None:
+    """The sha256 of path if it is our own file (see own_file; never through a
+    link), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | NONBLOCK)
+    except OSError:
+        return None
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with os.fdopen(fd, "rb") as fh:
+        if not own_file(fd):
+            return None
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -249,8 +282,9 @@ def _sha256_file(path: Path) -> str:
 
 def _out_dir_problems(out_dir: Path) -> list[Problem]:
     """What stands where our own files go: a symbolic link (manifest.csv,
-    .incomplete, any *.pdf, a temporary file), or a folder where a file goes
-    and the reverse. Looks with lstat only: follows nothing."""
+    .incomplete, any *.pdf, a temporary file), anything not a regular file
+    (a folder, a FIFO) where a file goes and the reverse, a manifest with other
+    names (a hard link). Looks with lstat only: follows nothing."""
     def found(path: str, what: str, fix: str = _LINK_FIX) -> Problem:
         return Problem("--out", f"{path} {what}", fix)
 
@@ -263,9 +297,13 @@ def _out_dir_problems(out_dir: Path) -> list[Problem]:
             elif entry.name == INCOMPLETE and not entry.is_dir(follow_symlinks=False):
                 problems.append(found(entry.path, "is not a folder", "remove it; myelo-docs "
                                       "keeps its temporary files in that folder"))
-            elif entry.name == MANIFEST and not entry.is_file(follow_symlinks=False):
+            elif entry.name != INCOMPLETE and ours and not entry.is_file(follow_symlinks=False):
                 problems.append(found(entry.path, "is not a file", "remove it, or pick a new "
                                       "folder for the batch"))
+            elif entry.name == MANIFEST and entry.stat(follow_symlinks=False).st_nlink > 1:
+                problems.append(found(entry.path, "has other names (a hard link)", "remove it, "
+                                      "or pick a new folder; myelo-docs never writes to a file "
+                                      "that has other names"))
     incomplete = out_dir / INCOMPLETE
     if not problems and incomplete.is_dir():
         with os.scandir(incomplete) as entries:
@@ -301,7 +339,10 @@ def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
     (exit 5) for out_dir being a file, for a symbolic link or the wrong kind
     of file where our own go (every one named; see _out_dir_problems), for
     a manifest already there without ``resume`` or ``force``. ``out_dir``
-    itself may be a link the user chose.
+    itself may be a link the user chose. A folder we create (``out_dir``,
+    ``.incomplete``) is mode 0700: with a name pattern like
+    ``{mrn}-{patient_name}`` the file names are patient data. A folder the
+    user made keeps its mode.
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("The output path is a file", [
@@ -314,7 +355,7 @@ def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
         raise OutputError("The output folder already has a batch in it", [
             Problem("--out", f"{out_dir / MANIFEST} exists",
                     "add --resume to finish that batch, --force to redo it, or pick a new folder")])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # file names can be patient data
     with contextlib.suppress(FileExistsError):
         (out_dir / INCOMPLETE).mkdir(mode=0o700)
     _clear_stale(out_dir / INCOMPLETE)
@@ -407,13 +448,47 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
         summary.seconds = time.perf_counter() - started
         if len(summary.results) == source.rows:
             manifest.finish(summary.results)
-            _remove_if_empty(out / INCOMPLETE)
     summary.results.sort(key=lambda r: r.row)
-    if combined is not None:
-        from .combined import build_combined
-
-        packets = [(out / r.file, r.sha256, records[r.row]) for r in summary.results
-                   if r.status == "ok"]
-        summary.combined_pages = build_combined(packets, Path(combined), renderer, duplex,
-                                                overwrite=force or resume)
+    try:
+        if combined is not None:
+            packets = [(out / r.file, r.sha256, records[r.row]) for r in summary.results
+                       if r.status == "ok"]
+            summary.combined_pages = _write_print_file(packets, Path(combined), out, renderer,
+                                                       duplex, overwrite=force or resume)
+    finally:
+        _remove_if_empty(out / INCOMPLETE)
     return summary
+
+
+def _write_print_file(packets: list[tuple[Path, str, PacketRecord]], target: Path, out: Path,
+                      renderer: Renderer, duplex: bool, overwrite: bool) -> int:
+    """build_combined into target; returns its page count.
+
+    Inside the output folder, the print file is built in ``.incomplete`` and
+    then renamed into place, so a killed run leaves its temporary file where
+    the next run clears it. Elsewhere, write_atomic's temporary file is in
+    the print file's own folder: removed on any error or interrupt, but a
+    kill (SIGKILL, power loss) can leave a ``.myelo-*.part`` there.
+    """
+    from .combined import build_combined
+
+    if not _inside(target, out):
+        return build_combined(packets, target, renderer, duplex, overwrite=overwrite)
+    staged = out / INCOMPLETE / f"print-{secrets.token_hex(8)}.pdf"
+    try:
+        pages = build_combined(packets, staged, renderer, duplex)
+        move_into_place(staged, target, overwrite=overwrite)
+    except BaseException:
+        staged.unlink(missing_ok=True)  # a random name: nothing else can be called so
+        raise
+    return pages
+
+
+def _inside(path: Path, out: Path) -> bool:
+    """Whether path's folder is out or a folder in it, on the same file system."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        return (folder.resolve().is_relative_to(out.resolve())
+                and os.stat(folder).st_dev == os.stat(out).st_dev)
+    except OSError:
+        return False

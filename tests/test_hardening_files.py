@@ -10,6 +10,7 @@ a second; the few that render use one or two rows and --jobs 1.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import stat
@@ -22,12 +23,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BASE_RECORD, ROOT
-from myelo_docs.batch import Manifest, RowResult
+from myelo_docs import batch as batch_module
+from myelo_docs.batch import INCOMPLETE, Manifest, RowResult, _Plan, _prepare_out_dir
 from myelo_docs.cli import main
 from myelo_docs.csv_input import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ROW_CHARS
 from myelo_docs.errors import InvalidJSON, OutputError, RecordError
-from myelo_docs.json_input import parse_json
-from myelo_docs.output import write_atomic
+from myelo_docs.json_input import parse_json, shown_key
+from myelo_docs.output import create_private, write_atomic
 
 HEADER = "type,patient_name,date_of_birth,mrn,procedure_date\n"
 ROW = "lumbar,Ann Linkcheck,1960-01-01,L-001,2026-11-25\n"
@@ -385,8 +387,9 @@ def test_a_bundle_with_a_key_twice_is_an_error_naming_the_path(tmp_path):
 
 
 @pytest.mark.parametrize(("data", "problem"), [
-    (b'{"a": [{"x": 1}, {"y": 1, "y": 2}]}', 'body.a[1]: has the key "y" twice'),
-    (b'{"a": 1, "a": 1}', 'body: has the key "a" twice'),
+    (b'{"entry": [{"x": 1}, {"id": 1, "id": 2}]}', 'body.entry[1]: has the key "id" twice'),
+    (b'{"a": [{"x": 1}, {"y": 1, "y": 2}]}', "body.?[1]: has a key twice"),  # unknown names
+    (b'{"a": 1, "a": 1}', "body: has a key twice"),
     (b"\xff{}", "body: is not UTF-8 text"),
     ('{"a" 1}', "body: is not valid JSON (line 1 column 6"),
     ('{"a": NaN}', "body: has NaN, which JSON does not allow"),
@@ -406,3 +409,236 @@ def test_parse_json_reads_what_json_reads():
     assert parse_json('\ufeff"x"', "body", "") == "x"
     assert parse_json('{"a": {"b": 1}, "c": {"b": 2}}', "body", "") == \
         {"a": {"b": 1}, "c": {"b": 2}}  # the same key in two objects is fine
+
+
+# ---- review of the hardening: what else stands where our files go -------------------------
+
+def one_row_batch(tmp_path: Path, *extra: object):
+    source = tmp_path / "list.csv"
+    source.write_text(HEADER + ROW)
+    return run("batch", source, "--out", tmp_path / "out", "--jobs", "1", "--quiet",
+               "--name-pattern", "{row}", *extra)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+@pytest.mark.parametrize("flag", ["--force", "--resume"])
+def test_not_a_file_where_a_pdf_goes_is_exit_5_before_anything_is_written(tmp_path, kind,
+                                                                           flag):
+    out = tmp_path / "out"
+    out.mkdir()
+    where = out / "2.pdf"  # the row's own name: was "internal error (IsADirectoryError)"
+    where.mkdir() if kind == "folder" else os.mkfifo(where)
+    (out / "other.PDF").mkdir()  # any *.pdf, whatever its case
+    result = one_row_batch(tmp_path, flag)
+    assert result.exit_code == 5, result.output
+    assert f"{where} is not a file" in result.stderr
+    assert f"{out / 'other.PDF'} is not a file" in result.stderr
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["2.pdf", "other.PDF"]  # nothing written
+
+
+def test_write_atomic_refuses_a_folder_even_with_overwrite(tmp_path):
+    (tmp_path / "p.pdf").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="is not a file"):
+            write_atomic(tmp_path / "p.pdf", b"%PDF-new", overwrite=overwrite)
+    assert (tmp_path / "p.pdf").is_dir() and sorted(os.listdir(tmp_path)) == ["p.pdf"]
+
+
+@pytest.fixture
+def linked_manifest(tmp_path):
+    """out/manifest.csv as a second name (a hard link) of a file elsewhere, mode 0644."""
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_bytes(b"row,status,file\n")
+    elsewhere.chmod(0o644)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(elsewhere, out / "manifest.csv")
+    return out / "manifest.csv", elsewhere
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--force"])
+def test_a_hard_linked_manifest_is_exit_5_and_its_other_name_untouched(tmp_path,
+                                                                       linked_manifest, flag):
+    manifest, elsewhere = linked_manifest
+    result = one_row_batch(tmp_path, flag)
+    assert result.exit_code == 5, result.output
+    assert f"{manifest} has other names (a hard link)" in result.stderr
+    assert "never writes to a file that has other names" in result.stderr
+    assert elsewhere.read_bytes() == b"row,status,file\n" and mode(elsewhere) == 0o644
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["manifest.csv"]
+
+
+def test_the_manifest_is_checked_again_when_opened(linked_manifest):
+    """The folder scan comes first; a hard link made after it is refused on open."""
+    manifest, elsewhere = linked_manifest
+    with pytest.raises(OutputError) as caught:
+        Manifest(manifest.parent, resume=True)  # reads it, then would append
+    assert f"{manifest} is not a regular file with one name" in str(caught.value)
+    assert caught.value.exit_code == 5
+    with pytest.raises(OutputError, match="hard link"):
+        create_private(manifest, append=True)
+    assert elsewhere.read_bytes() == b"row,status,file\n" and mode(elsewhere) == 0o644
+
+
+def test_resume_trusts_only_a_pdf_that_is_ours_and_replaces_a_hard_link(tmp_path):
+    out = tmp_path / "out"
+    (out / INCOMPLETE).mkdir(parents=True)
+    pdf = out / "2.pdf"
+    pdf.write_bytes(b"%PDF-ours")
+    digest = hashlib.sha256(b"%PDF-ours").hexdigest()
+    (out / "manifest.csv").write_text("row,status,file,sha256\n" f"2,ok,2.pdf,{digest}\n")
+    manifest = Manifest(out, resume=True)
+    manifest._fh.close()
+    plan = _Plan(2, name="2.pdf")
+    assert manifest.done_before(plan, out) is not None  # a regular file with one name
+    os.link(pdf, tmp_path / "shared.pdf")  # same bytes, same hash, but a second name
+    assert manifest.done_before(plan, out) is None  # so it is rendered again ...
+    write_atomic(pdf, b"%PDF-new", overwrite=True, tmp_dir=out / INCOMPLETE)  # and replaced:
+    assert (tmp_path / "shared.pdf").read_bytes() == b"%PDF-ours"  # not written through
+    assert os.stat(pdf).st_nlink == 1 and pdf.read_bytes() == b"%PDF-new"
+    pdf.unlink()
+    pdf.symlink_to(tmp_path / "shared.pdf")
+    assert manifest.done_before(plan, out) is None
+
+
+def test_the_temporary_folder_is_opened_once_and_a_swap_after_changes_nothing(
+        tmp_path, victim, monkeypatch):
+    """.incomplete replaced by a link between our check and our temporary file:
+    the file still goes into the folder that was opened, never the link's target."""
+    incomplete = tmp_path / ".incomplete"
+    incomplete.mkdir()
+    moved = tmp_path / "moved"
+    real_open = os.open
+
+    def swapping_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if Path(path) == incomplete and not moved.exists():
+            incomplete.rename(moved)
+            incomplete.symlink_to(victim)
+        return fd
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    write_atomic(tmp_path / "p.pdf", b"%PDF-new", overwrite=True, tmp_dir=incomplete)
+    monkeypatch.undo()
+    assert incomplete.is_symlink()  # the swap happened
+    assert (tmp_path / "p.pdf").read_bytes() == b"%PDF-new" and mode(tmp_path / "p.pdf") == 0o600
+    assert list(moved.iterdir()) == []
+    untouched(victim)
+
+
+def test_a_temporary_folder_that_is_a_link_or_a_file_is_refused(tmp_path, victim):
+    (tmp_path / "link").symlink_to(victim)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OutputError, match="symbolic link"):
+        write_atomic(tmp_path / "p.pdf", b"%PDF", tmp_dir=tmp_path / "link")
+    with pytest.raises(OutputError, match="is not a folder"):
+        write_atomic(tmp_path / "p.pdf", b"%PDF", tmp_dir=tmp_path / "file")
+    untouched(victim)
+    assert not (tmp_path / "p.pdf").exists()
+
+
+@pytest.mark.parametrize("tmp_dir", [None, ".incomplete"])
+def test_an_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch, tmp_dir):
+    """What a killed run does short of SIGKILL (Ctrl-C, a full disk): nothing left."""
+    folder = tmp_path / tmp_dir if tmp_dir else None
+    if folder:
+        folder.mkdir()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(tmp_path / "p.pdf", b"%PDF", tmp_dir=folder)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ([tmp_dir] if tmp_dir else [])
+
+
+def test_folders_we_create_are_0700_and_the_users_keep_their_mode(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        made = tmp_path / "new" / "out"
+        _prepare_out_dir(made, resume=False, force=False)
+        assert mode(made) == 0o700 and mode(made / INCOMPLETE) == 0o700
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o755)
+        _prepare_out_dir(theirs, resume=False, force=False)
+        assert mode(theirs) == 0o755 and mode(theirs / INCOMPLETE) == 0o700
+    finally:
+        os.umask(old_umask)
+
+
+@pytest.fixture
+def fake_combined(monkeypatch):
+    """build_combined without rendering: writes a small file the way it does."""
+    targets: list[Path] = []
+
+    def build(packets, target, renderer, duplex, overwrite=False):
+        targets.append(Path(target))
+        write_atomic(Path(target), b"%PDF-print", overwrite=overwrite)
+        return 3
+
+    monkeypatch.setattr("myelo_docs.combined.build_combined", build)
+    return targets
+
+
+def test_a_print_file_inside_out_is_built_in_incomplete(tmp_path, fake_combined):
+    out = tmp_path / "out"
+    (out / INCOMPLETE).mkdir(parents=True)
+    pages = batch_module._write_print_file([], out / "print.pdf", out, None, False, False)
+    assert pages == 3 and fake_combined[0].parent == out / INCOMPLETE
+    assert (out / "print.pdf").read_bytes() == b"%PDF-print" and mode(out / "print.pdf") == 0o600
+    assert list((out / INCOMPLETE).iterdir()) == []
+    # refused at the end (another print file appeared): nothing of ours is left behind
+    with pytest.raises(OutputError, match="exists"):
+        batch_module._write_print_file([], out / "print.pdf", out, None, False, False)
+    assert list((out / INCOMPLETE).iterdir()) == []
+    assert (out / "print.pdf").read_bytes() == b"%PDF-print"
+    # elsewhere: built in place (write_atomic's temporary file is removed on any error)
+    batch_module._write_print_file([], tmp_path / "print.pdf", out, None, False, False)
+    assert fake_combined[-1] == tmp_path / "print.pdf"
+
+
+def test_a_batch_with_its_print_file_inside_out_leaves_only_its_files(tmp_path, monkeypatch):
+    from myelo_docs import combined
+
+    built_in: list[Path] = []
+    real_write = combined.write_atomic
+
+    def spy(target, data, overwrite=False, tmp_dir=None):
+        built_in.append(Path(target).parent)
+        real_write(target, data, overwrite=overwrite, tmp_dir=tmp_dir)
+
+    monkeypatch.setattr(combined, "write_atomic", spy)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = one_row_batch(tmp_path, "--combined", out / "print.pdf")
+    assert result.exit_code == 0, result.output
+    assert built_in == [out / INCOMPLETE]
+    assert sorted(p.name for p in out.iterdir()) == ["2.pdf", "manifest.csv", "print.pdf"]
+    assert mode(out / "print.pdf") == 0o600
+
+
+# ---- JSON keys: shown only when they are names we know ------------------------------------
+
+@pytest.mark.parametrize(("key", "shown"), [
+    ("mrn", True), ("patient_name", True), ("instruction", True), ("birthDate", True),
+    ("resourceType", True), ("Warfarin", False), ("warfarin", False), ("Ann Linkcheck", False),
+    ("4471902", False), ("x" * 50, False), ("mrn\u200b", False), ("", False),
+])
+def test_shown_key_shows_only_names_we_know(key, shown):
+    assert (shown_key(key) == key) if shown else shown_key(key) is None
+
+
+def test_a_key_that_could_be_patient_data_is_never_echoed(tmp_path):
+    text = json.dumps(BASE_RECORD)[:-1] + ', "Warfarin": "stop", "Warfarin": "go on"}'
+    (tmp_path / "rec.json").write_text(text)
+    result = run("packet", "--input", tmp_path / "rec.json", "-o", tmp_path / "p.pdf")
+    assert result.exit_code == 3, result.output
+    assert "--input: has a key twice" in result.stderr
+    assert "Warfarin" not in result.output and "stop" not in result.output
+    with pytest.raises(InvalidJSON) as caught:  # nor as a step of the path
+        parse_json('{"medications": [], "Ann Linkcheck": {"dose": 1, "dose": 2}}', "body", "")
+    assert "body.?: has a key twice" in str(caught.value)
+    assert "Ann Linkcheck" not in str(caught.value)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
+import ssl
+import time
 from typing import Any
 
-from .app import LOCAL_PROXIES, ServiceSettings, check_binding, create_app
-from .connections import BACKLOG, guarded_protocol, open_files_for
+import uvicorn
+
+from ..errors import ConfigError, Problem
+from .app import ServiceSettings, check_binding, create_app
+from .connections import BACKLOG, http_protocol, open_files_for, server_tls
 from .door import TOKEN_VARIABLE
 from .pool import RenderPool, RenderSettings
 
-__all__ = ["LOCAL_PROXIES", "RenderPool", "RenderSettings", "ServiceSettings", "create_app",
+__all__ = ["RenderPool", "RenderSettings", "ServiceSettings", "create_app",
            "serve", "token_from_environment"]
 
 # uvicorn's own access log prints query strings; ours (middleware.AccessLog) does not.
@@ -38,30 +44,84 @@ def token_from_environment() -> str | None:
 def serve(settings: ServiceSettings, render: RenderSettings, port: int, workers: int,
           queue: int, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
     """Start the workers, then serve until stopped (Ctrl-C or SIGTERM)."""
-    import uvicorn
-
     check_binding(settings)  # before the slow part
+    tls = _tls(ssl_certfile, ssl_keyfile)
     log = logging.getLogger("myelo_docs.service")
     pool = RenderPool(render, workers=workers, queue=queue).start()
     try:
         app = create_app(pool, settings)
         connections = open_files_for(settings.max_connections)
+        trusted = frozenset(settings.trusted_proxies)
+        # TLS is ours, not uvicorn's: the connection cap must see a connection
+        # before its handshake (connections.py).
+        protocol = http_protocol(settings.read_timeout, connections,
+                                 settings.max_connections_per_client, trusted, tls)
         config = uvicorn.Config(app, host=settings.host, port=port, access_log=False,
-                                log_config=LOG_CONFIG, server_header=False,
-                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                                http=guarded_protocol(settings.read_timeout, connections),
-                                backlog=BACKLOG, proxy_headers=True,
-                                forwarded_allow_ips=list(settings.trusted_proxies),
+                                log_config=LOG_CONFIG, server_header=False, http=protocol,
+                                backlog=BACKLOG, proxy_headers=bool(trusted),
+                                forwarded_allow_ips=list(trusted),
                                 timeout_graceful_shutdown=5)
-        log.info("%d render workers ready; token %s", workers,
+        log.info("%d render workers ready; %s; token %s", workers,
+                 "HTTPS" if tls else "plain HTTP",
                  "required" if settings.token else "not set (loopback only)")
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal
         # again; this handler turns that into a normal exit, so the workers stop too.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _exit_quietly)
-        uvicorn.Server(config).run()
+        _Server(config, pool).run()
     finally:
         pool.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the pool first when it is asked to stop: a signal to
+    the whole process group reaches the workers too, and they must not be replaced
+    while everything shuts down."""
+
+    def __init__(self, config: uvicorn.Config, pool: RenderPool):
+        super().__init__(config)
+        self.pool = pool
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.pool.stop_replacing()
+        super().handle_exit(sig, frame)
+
+    async def serve(self, sockets: Any = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(_quiet_when_out_of_files)
+        await super().serve(sockets)
+
+
+_last_out_of_files = [0.0]
+
+
+def _quiet_when_out_of_files(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A burst of connections can use the last file handles before the cap refuses
+    them; asyncio then stops accepting for a second and logs a traceback per try.
+    One line every 10 s says it instead."""
+    if context.get("message") != "socket.accept() out of system resource":
+        loop.default_exception_handler(context)
+        return
+    if time.monotonic() - _last_out_of_files[0] > 10:
+        _last_out_of_files[0] = time.monotonic()
+        logging.getLogger("myelo_docs.service").warning(
+            "no file handles left for new connections: waiting a second before accepting "
+            "more (lower --max-connections, or raise the open-file limit)")
+
+
+def _tls(certfile: str | None, keyfile: str | None) -> Any:
+    if certfile is None:
+        if keyfile is not None:
+            raise ConfigError("A TLS key needs its certificate", [
+                Problem("--ssl-keyfile", "is given without --ssl-certfile",
+                        "add --ssl-certfile CERT.pem")])
+        return None
+    try:
+        return server_tls(certfile, keyfile)
+    except (OSError, ssl.SSLError):
+        raise ConfigError("The TLS certificate or key cannot be used", [
+            Problem("--ssl-certfile", "could not be loaded with its key",
+                    "give a PEM certificate and, with --ssl-keyfile, its private key "
+                    "(not encrypted with a password)")]) from None
 
 
 def _exit_quietly(signum: int, frame: Any) -> None:

@@ -2,8 +2,15 @@
 
 In order: the Host must be one of the names this server answers to (a page on
 another site that resolves its own name to us, DNS rebinding, is refused);
-a client with too many failed logins waits (429); with a token set, every
-route but the public ones needs it (401).
+with a token set, every route but the public ones needs it (401), and a
+client that sent too many wrong tokens waits (429).
+
+The right token always gets in, even from an address that is waiting: a
+nurse is never locked out by someone else's mistakes at the same address.
+A missing token (a browser's first visit, before it asks for the password)
+does not count as a wrong one. A token of 32 random characters cannot be
+guessed in any case; the limit makes trying slow and visible in the log.
+WebSocket requests are refused: the service has none.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import base64
 import binascii
 import hmac
 import math
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -35,12 +43,16 @@ def check_token(token: str) -> None:
                     f"make one with {MAKE_TOKEN}")])
 
 
+_HOST = re.compile(r"\[(?P<ip6>[0-9a-f:.]+)\](:\d{1,5})?|(?P<name>[a-z0-9.-]+)(:\d{1,5})?")
+
+
 def host_name(header: str) -> str:
-    """The name in a Host header, without the port, lower case: '[::1]:8000' -> '::1'."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
+    """The name in a Host header, without the port, lower case: '[::1]:8000' -> '::1';
+    '' for anything that is not a host name or address with an optional port."""
+    found = _HOST.fullmatch(header.strip().lower())
+    if found is None:
+        return ""
+    return found["ip6"] or found["name"]
 
 
 def token_matches(header: str, token: str) -> bool:
@@ -102,6 +114,10 @@ class Door:
         self.throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -115,7 +131,9 @@ class Door:
                                      "the service can add a name with --allowed-host"}]},
                 [(b"connection", b"close")])
             return
-        if self.token and scope["path"] not in self.public:
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        if self.token and scope["path"] not in self.public and \
+                not token_matches(given, self.token):
             client = client_address(scope)
             wait = self.throttle.wait(client)
             if wait:
@@ -125,15 +143,14 @@ class Door:
                                   "fix": f"wait {wait} seconds, then send the right token"}]},
                     [(b"retry-after", str(wait).encode()), (b"connection", b"close")])
                 return
-            given = headers.get(b"authorization", b"").decode("latin-1")
-            if not token_matches(given, self.token):
+            if given:
                 self.throttle.failed(client)
-                await send_json(send, 401, {
-                    "error": "Unauthorized", "message": "A valid token is needed",
-                    "problems": [{"field": "Authorization", "problem": "is missing or wrong",
-                                  "fix": "send 'Authorization: Bearer <token>' with the "
-                                         f"server's {TOKEN_VARIABLE}"}]},
-                    [(b"www-authenticate", self.challenge(scope["path"]).encode()),
-                     (b"connection", b"close")])
-                return
+            await send_json(send, 401, {
+                "error": "Unauthorized", "message": "A valid token is needed",
+                "problems": [{"field": "Authorization", "problem": "is missing or wrong",
+                              "fix": "send 'Authorization: Bearer <token>' with the "
+                                     f"server's {TOKEN_VARIABLE}"}]},
+                [(b"www-authenticate", self.challenge(scope["path"]).encode()),
+                 (b"connection", b"close")])
+            return
         await self.app(scope, receive, send)

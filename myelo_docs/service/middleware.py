@@ -67,7 +67,9 @@ class AccessLog:
         try:
             await self.app(scope, receive, watch)
         finally:
-            path = scope["path"] if scope["path"] in self.known_paths() else "-"
+            # A route with an id in it is logged by its pattern (/packets/{id}), never the id.
+            pattern = getattr(scope.get("route"), "path_format", None)
+            path = scope["path"] if scope["path"] in self.known_paths() else pattern or "-"
             access_log.info("%s %s %s %d %.0fms", client_address(scope), scope["method"], path,
                             status, (time.perf_counter() - started) * 1000)
 

@@ -6,21 +6,43 @@ reuses it for every request. At most ``workers + queue`` renders are admitted
 at a time; the next request is refused at once (the service answers 503 with
 Retry-After) instead of waiting in an unbounded queue.
 
+A request's ``timeout`` is how long its caller waits for the PDF, queue
+included: it gets its answer, or RenderTimeout, by then. Time spent in the
+queue is not charged to the render itself:
+
+- A job is sent to a worker only while it has enough time left for a render
+  (the last render's duration, at least 0.1 s, at most half its timeout);
+  otherwise it is dropped from the queue with RenderTimeout, and no worker is
+  touched. A burst that the workers cannot finish in time is answered with
+  some RenderTimeouts, never with killed workers.
+- A worker is stopped only when the render itself (counted from the moment
+  the worker got the job) passes ``timeout``: it is killed (SIGKILL) and a
+  fresh one warm-started in its place.
+- A caller that stops waiting (its time ran out while its render was still
+  within its own time, or it went away) gets RenderTimeout, or nothing; its
+  render goes on, its result is thrown away and the worker goes back to
+  idle. Its admission slot stays taken until then, since it still holds a
+  worker. A job whose caller went away before it reached a worker is dropped.
+
 The pool runs its worker processes itself (one pipe each), so that one worker
 can be stopped or lost without touching the others:
 
-- A render that passes its time limit is stopped: its worker is killed
-  (SIGKILL) and a fresh one warm-started in its place; the caller gets
-  RenderTimeout. A job whose time runs out while it is still queued is just
-  dropped.
 - A worker that dies (out of memory, killed) fails only the request it was
   rendering (WorkerLost); an idle worker that dies fails none (a job it had not
   taken yet goes to another worker). It is logged on the ``myelo_docs.service``
   logger (pid and exit status, never patient data) and replaced in the
   background; requests in flight elsewhere go on, queued ones wait for the next
   free worker within their own time limit.
+- A worker that does not get warm within ``startup_timeout`` seconds (a stuck
+  font cache lock, a slow network font folder) is killed and logged; in
+  ``start()`` that is a RuntimeError, for a replacement it is tried again
+  later (1 s, 2 s, ... up to 60 s apart), like any other failed start.
 - After ``recycle_after`` renders a worker is replaced by a fresh one, which
   takes over once warm; no request waits for a cold worker.
+- ``stop_replacing()`` is called when the service begins to shut down (a
+  signal sent to the whole process group may reach the workers first): from
+  then on no worker is started, and a worker that stops is logged as info.
+  ``close()`` implies it, and kills any worker that is started after it.
 - ``health()`` says how many workers are ready to render.
 
 ``run_job`` is the one place a render happens: a faster render path plugs in
@@ -68,7 +90,8 @@ class Busy(Exception):
 
 
 class RenderTimeout(Exception):
-    """The render took longer than the request's time limit (its worker was stopped)."""
+    """The request's time ran out: in the queue (no worker touched), or in its render
+    (a render that passes the limit itself has its worker stopped)."""
 
 
 class WorkerLost(Exception):
@@ -197,6 +220,34 @@ class _Slot:
     recycle_from: float = 0.0  # after a failed recycle, not before this time.monotonic()
 
 
+@dataclass(eq=False)
+class _Job:
+    kind: str
+    payload: dict[str, Any]
+    timeout: float  # the caller's wait (queue included), and the render's own limit
+    deadline: float  # time.monotonic() when the caller stops waiting
+    abandoned: bool = False  # the caller stopped waiting (set under the pool's lock)
+
+
+class _SlowStart(Exception):
+    """A worker did not get warm within the pool's startup_timeout (it was killed)."""
+
+
+class _Closed(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the render pool is closed, or starts no more workers")
+
+
+# A job goes to a worker only with at least this long left (and the last render's time).
+MIN_DISPATCH_SECONDS = 0.1
+
+
+def _drop_unclaimed(answer: asyncio.Future[Any]) -> None:
+    """Mark a job's exception as seen: its caller may have stopped waiting for it."""
+    if not answer.cancelled():
+        answer.exception()
+
+
 def _exit_status(process: BaseProcess) -> str:
     code = process.exitcode
     if code is None:
@@ -209,19 +260,23 @@ def _exit_status(process: BaseProcess) -> str:
 class RenderPool:
     """``workers`` warm render processes and a bounded queue (see the module's doc).
 
-    ``render`` raises Busy (over the limit), RenderTimeout (the render was
-    stopped, or its time ran out in the queue), WorkerLost (its worker died) or
-    the render's own MyeloDocsError. ``health()`` gives the capacity.
+    ``render`` raises Busy (over the limit), RenderTimeout (its time ran out, in
+    the queue or in the render), WorkerLost (its worker died) or the render's own
+    MyeloDocsError. ``health()`` gives the capacity. ``stop_replacing()`` when
+    shutting down, ``close()`` at the end.
     """
 
     def __init__(self, settings: RenderSettings, workers: int = 2, queue: int = 8,
-                 recycle_after: int = 500):
+                 recycle_after: int = 500, startup_timeout: float = 120.0):
         self.settings = settings
         self.workers = workers
         self.limit = workers + queue
         # A worker's memory creeps up by some tens of KB per render (WeasyPrint and
         # Pango caches); fresh workers every few hundred renders keep it bounded.
         self.recycle_after = recycle_after
+        # How long a worker may take to get warm (fonts, caches, three renders)
+        # before it is killed as stuck.
+        self.startup_timeout = startup_timeout
         self._context = multiprocessing.get_context("spawn")  # never a fork of our threads
         self._lock = threading.Lock()
         self._free = threading.Condition(self._lock)  # notified when a worker becomes idle
@@ -232,10 +287,17 @@ class RenderPool:
         self._last_seconds = 1.0
         self._threads: ThreadPoolExecutor | None = None
         self._closed = threading.Event()
+        self._replacing = True  # False once shutting down: no worker is started any more
 
     # -- starting and stopping -----------------------------------------------
 
     def _spawn(self, slot: int) -> _Worker:
+        """Start a worker process for ``slot``. Raises _Closed (and leaves no process)
+        when the pool is closed or starts no more workers, even if that happened
+        while this one was being started."""
+        with self._lock:
+            if not self._replacing:
+                raise _Closed()
         ours, theirs = self._context.Pipe()
         process = self._context.Process(target=_worker_main, args=(self.settings, theirs),
                                         name=f"myelo-docs render worker {slot}", daemon=True)
@@ -243,26 +305,43 @@ class RenderPool:
         theirs.close()
         worker = _Worker(process, ours, slot)
         with self._lock:
-            self._processes[worker.pid] = worker
+            # close() kills every process registered here; one started after it
+            # took its list must not live on.
+            late = not self._replacing
+            if not late:
+                self._processes[worker.pid] = worker
+        if late:
+            process.kill()
+            process.join(5)
+            ours.close()
+            raise _Closed()
         return worker
 
     def _await_ready(self, worker: _Worker) -> dict[str, Any] | None:
         """The worker's start message: None when warm, or its start error. Raises
-        EOFError/OSError when it died while starting."""
+        EOFError/OSError when it died while starting, and _SlowStart (after killing
+        it) when it is not warm within ``startup_timeout`` of being started."""
+        left = worker.started + self.startup_timeout - time.monotonic()
+        if not worker.conn.poll(max(0.0, left)):
+            worker.process.kill()
+            worker.process.join(5)
+            raise _SlowStart()
         return worker.conn.recv()
 
     def start(self) -> RenderPool:
         """Start the workers and wait until they are warm; each renders once as it starts.
 
-        A bad brand, protocol or font folder raises its ConfigError here.
+        A bad brand, protocol or font folder raises its ConfigError here; a worker
+        that dies while starting, or is not warm within ``startup_timeout``, a
+        RuntimeError.
         """
         if self._threads is not None:
             raise RuntimeError("the render pool is already started")
         # Enough threads that an admitted request never waits for one.
         self._threads = ThreadPoolExecutor(self.limit + self.workers,
                                            thread_name_prefix="render-wait")
-        started = [self._spawn(slot) for slot in range(self.workers)]
         try:
+            started = [self._spawn(slot) for slot in range(self.workers)]
             for worker in started:
                 try:
                     _unwrap(self._await_ready(worker))
@@ -270,6 +349,13 @@ class RenderPool:
                     worker.process.join(5)
                     raise RuntimeError(f"a render worker stopped while starting "
                                        f"({_exit_status(worker.process)})") from None
+                except _SlowStart:
+                    log.error("render worker %d was not ready within %g s and was stopped",
+                              worker.pid, self.startup_timeout)
+                    raise RuntimeError(
+                        f"a render worker was not ready within {self.startup_timeout:g} "
+                        "seconds (stuck loading fonts? check the font folder and the "
+                        "fontconfig cache)") from None
         except BaseException:
             self.close()
             raise
@@ -280,9 +366,18 @@ class RenderPool:
         threading.Thread(target=self._watch_idle, name="render-watch", daemon=True).start()
         return self
 
-    def close(self) -> None:
-        """Stop every worker: idle ones are asked to leave, busy or starting ones killed."""
+    def stop_replacing(self) -> None:
+        """Shutdown has begun: start no more workers (no replacement, no recycle, no
+        retry of a failed start), and log a worker that stops as info only. Workers
+        already warming may still take over; close() stops them all."""
         with self._lock:
+            self._replacing = False
+
+    def close(self) -> None:
+        """Stop every worker: idle ones are asked to leave, busy or starting ones killed.
+        A worker started after this (by a replacement under way) is killed at once."""
+        with self._lock:
+            self._replacing = False
             self._closed.set()
             self._free.notify_all()
             idle, self._idle = self._idle, []
@@ -322,36 +417,45 @@ class RenderPool:
         once warm. While the slot has no worker, failed starts are retried (1 s, 2 s,
         … up to 60 s apart)."""
         delay = 1.0
-        while not self._closed.is_set():
-            try:
-                worker = self._spawn(slot)
-            except OSError as exc:  # out of processes or memory: try again later
-                log.error("could not start a render worker (%s)", type(exc).__name__)
-                worker = None
-            problem = None
-            if worker is not None:
+        try:
+            while not self._closed.is_set():
                 try:
-                    start_error = self._await_ready(worker)
-                except (EOFError, OSError):
-                    worker.process.join(5)
-                    problem = f"stopped while starting ({_exit_status(worker.process)})"
-                else:
-                    if start_error is None:
-                        self._switch_in(worker)
-                        return
-                    problem = f"could not start: {start_error['error']}"
-                    self._leave(worker)
+                    worker = self._spawn(slot)
+                except OSError as exc:  # out of processes or memory: try again later
+                    log.error("could not start a render worker (%s)", type(exc).__name__)
+                    worker = None
+                problem = None
+                if worker is not None:
+                    try:
+                        start_error = self._await_ready(worker)
+                    except (EOFError, OSError):
+                        worker.process.join(5)
+                        problem = f"stopped while starting ({_exit_status(worker.process)})"
+                    except _SlowStart:
+                        problem = (f"was not ready within {self.startup_timeout:g} s "
+                                   "and was stopped")
+                    else:
+                        if start_error is None:
+                            self._switch_in(worker)
+                            return
+                        problem = f"could not start: {start_error['error']}"
+                        self._leave(worker)
+                    with self._lock:
+                        self._processes.pop(worker.pid, None)
+                        closed, stopping = self._closed.is_set(), not self._replacing
+                    if stopping and not closed:  # shutting down: the signal reached it
+                        log.info("render worker %d %s (shutting down)", worker.pid, problem)
+                    elif not closed:
+                        log.error("render worker %d %s", worker.pid, problem)
                 with self._lock:
-                    self._processes.pop(worker.pid, None)
-                if not self._closed.is_set():
-                    log.error("render worker %d %s", worker.pid, problem)
-            with self._lock:
-                if self._slots[slot].current is not None:  # a recycle failed: keep the old one
-                    self._slots[slot].warming = False
-                    self._slots[slot].recycle_from = time.monotonic() + 60
-                    return
-            self._closed.wait(delay)
-            delay = min(delay * 2, 60.0)
+                    if self._slots[slot].current is not None:  # a recycle failed: keep the old
+                        self._slots[slot].warming = False
+                        self._slots[slot].recycle_from = time.monotonic() + 60
+                        return
+                self._closed.wait(delay)
+                delay = min(delay * 2, 60.0)
+        except _Closed:
+            pass
         with self._lock:
             self._slots[slot].warming = False
 
@@ -385,7 +489,8 @@ class RenderPool:
 
     def _replace(self, worker: _Worker, why: str) -> None:
         """A worker is gone (killed by us or by something else): log it, take it out,
-        and start a fresh one for its slot unless one is already on the way."""
+        and start a fresh one for its slot unless one is already on the way (or the
+        service is shutting down)."""
         with self._lock:
             self._processes.pop(worker.pid, None)
             if worker in self._idle:
@@ -395,11 +500,14 @@ class RenderPool:
                 slot.current = None
             if self._closed.is_set():
                 return
+            stopping = not self._replacing
             already = slot.warming
-            start = slot.current is None and not already
+            start = slot.current is None and not already and not stopping
             if start:
                 slot.warming = True
-        if start:
+        if stopping:
+            log.info("render worker %d %s (shutting down)", worker.pid, why)
+        elif start:
             log.warning("render worker %d %s; starting a new one", worker.pid, why)
         elif already and not worker.retire:
             log.warning("render worker %d %s; a new one is already starting", worker.pid, why)
@@ -436,6 +544,8 @@ class RenderPool:
 
     @property
     def in_flight(self) -> int:
+        """Jobs admitted and not over: queued, rendering, or rendering for a caller
+        that stopped waiting."""
         return self._admitted
 
     def _admit(self) -> bool:
@@ -456,7 +566,8 @@ class RenderPool:
     def health(self) -> dict[str, Any]:
         """Capacity now: ``{"workers": configured, "ready": warm workers serving,
         "starting": fresh workers warming up (replacements and recycles),
-        "in_flight": renders admitted (rendering or queued), "limit": workers + queue}``.
+        "in_flight": renders admitted (queued, rendering, or still rendering for a
+        caller that stopped waiting), "limit": workers + queue}``.
         ready < workers means degraded; ready == 0 means no render can be served."""
         with self._lock:
             return {"workers": self.workers,
@@ -476,7 +587,9 @@ class RenderPool:
     # -- rendering ---------------------------------------------------------------
 
     async def render(self, kind: str, payload: dict[str, Any], timeout: float) -> Rendered:
-        """Render in a worker within ``timeout`` seconds (queue included).
+        """Render in a worker; the answer comes within ``timeout`` seconds (queue
+        included), and the render itself may take ``timeout`` from when a worker
+        takes it (see the module's doc).
 
         Raises Busy, RenderTimeout, WorkerLost or the render's MyeloDocsError.
         """
@@ -484,34 +597,60 @@ class RenderPool:
             raise RuntimeError("the render pool is not started, or closed")
         if not self._admit():
             raise Busy(self.retry_after())
-        deadline = time.monotonic() + timeout
+        job = _Job(kind, payload, timeout, time.monotonic() + timeout)
         try:
-            future = self._threads.submit(self._run, kind, payload, deadline, timeout)
+            future = self._threads.submit(self._run, job)
         except RuntimeError:  # closed meanwhile
             self._release()
             raise
-        # The slot is freed by _run when the job is really over, not when we stop waiting.
-        # Shielded: cancelling this request must not cancel a job still queued for a
-        # thread, or its slot would never be freed.
-        result = await asyncio.shield(asyncio.wrap_future(future))
-        result = _unwrap(result)
+        # The slot is freed by _run when the job is really over, not when we stop
+        # waiting. asyncio.wait, not wait_for: a caller that times out or goes away
+        # must not cancel a job still queued for a thread, or its slot would never
+        # be freed. A result nobody waits for any more is dropped quietly.
+        answer = asyncio.wrap_future(future)
+        answer.add_done_callback(_drop_unclaimed)
+        try:
+            done, _ = await asyncio.wait({answer},
+                                         timeout=max(0.0, job.deadline - time.monotonic()))
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+        if not done:
+            self._abandon(job)
+            raise RenderTimeout()
+        result = _unwrap(answer.result())
         assert result is not None
         if "failed" in result:
             raise RuntimeError(f"the render failed in its worker ({result['failed']})")
-        self._last_seconds = result["seconds"]
         return Rendered(result["pdf"], result["pages"], result["seconds"])
 
-    def _take(self, deadline: float) -> _Worker:
-        """The next idle worker, waiting for one until ``deadline``."""
+    def _abandon(self, job: _Job) -> None:
+        """The caller stopped waiting: a job still queued is dropped; one that is
+        rendering finishes (or is stopped at its own limit) and its result is lost."""
+        with self._free:
+            job.abandoned = True
+            self._free.notify_all()
+
+    def _dispatch_floor(self, timeout: float) -> float:
+        """The time a job must have left to be sent to a worker."""
+        return min(max(MIN_DISPATCH_SECONDS, self._last_seconds), timeout / 2)
+
+    def _take(self, job: _Job) -> _Worker:
+        """The next idle worker, waiting for one while the job still has time for a
+        render; RenderTimeout (nothing to stop) when it has not, or its caller left."""
         while True:
             with self._free:
-                while not self._idle:
+                while True:
                     if self._closed.is_set():
                         raise RuntimeError("the render pool is closed")
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    left = job.deadline - time.monotonic() - self._dispatch_floor(job.timeout)
+                    if job.abandoned or left <= 0:
+                        if self._idle:  # this wake-up was meant for a job that can use it
+                            self._free.notify()
                         raise RenderTimeout()  # still queued: dropped, nothing to stop
-                    self._free.wait(remaining)
+                    if self._idle:
+                        break
+                    self._free.wait(left)
                 worker = self._idle.pop(0)
                 alive = worker.process.is_alive()
                 worker.busy = alive
@@ -519,38 +658,41 @@ class RenderPool:
                 return worker
             self._lost(worker)  # died while idle, before the watcher saw it
 
-    def _run(self, kind: str, payload: dict[str, Any], deadline: float,
-             timeout: float) -> dict[str, Any]:
-        """In a waiting thread: one job, start to end. Frees the admission slot."""
+    def _run(self, job: _Job) -> dict[str, Any]:
+        """In a waiting thread: one job, start to end (also when its caller stopped
+        waiting). Frees the admission slot."""
         try:
             while True:
-                worker = self._take(deadline)
+                worker = self._take(job)
+                ends = time.monotonic() + job.timeout  # the render's own limit
                 receipt = None
                 try:
                     try:
-                        worker.conn.send((kind, payload))
+                        worker.conn.send((job.kind, job.payload))
                     except (EOFError, OSError):
                         raise
                     except Exception:  # could not pickle the job: the worker never saw it
                         worker.jobs -= 1
                         self._done(worker)
                         raise
-                    receipt = self._receive(worker, deadline, timeout)
-                    result: dict[str, Any] = self._receive(worker, deadline, timeout)
+                    receipt = self._receive(worker, ends, job.timeout)
+                    result: dict[str, Any] = self._receive(worker, ends, job.timeout)
                 except (EOFError, OSError):
                     self._lost(worker)
                     if receipt is None:
                         continue  # it died idle, before taking the job: another worker
                     raise WorkerLost() from None
+                if isinstance(result, dict) and "seconds" in result:
+                    self._last_seconds = result["seconds"]
                 self._done(worker)
                 return result
         finally:
             self._release()
 
-    def _receive(self, worker: _Worker, deadline: float, timeout: float) -> Any:
-        """The worker's next message; past the deadline the worker is stopped and
+    def _receive(self, worker: _Worker, ends: float, timeout: float) -> Any:
+        """The worker's next message; past ``ends`` the worker is stopped and
         RenderTimeout raised. EOFError/OSError when the worker died."""
-        if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+        if not worker.conn.poll(max(0.0, ends - time.monotonic())):
             self._stop(worker, timeout)
             raise RenderTimeout()
         return worker.conn.recv()
@@ -575,7 +717,7 @@ class RenderPool:
                 self._idle.append(worker)
                 self._free.notify()
                 if (worker.jobs >= self.recycle_after and not slot.warming
-                        and time.monotonic() >= slot.recycle_from):
+                        and self._replacing and time.monotonic() >= slot.recycle_from):
                     slot.warming = recycle = True
         if leave:
             self._leave(worker)
