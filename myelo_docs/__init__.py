@@ -1,6 +1,7 @@
 """myelo-docs: the handout and discharge packet a myelogram patient takes home."""
 
 __version__ = "0.1.0"
+RELEASE_DATE = "2026-11-30"  # of this version (the FHIR CapabilityStatement says it)
 
 from .errors import (  # noqa: E402
     ConfigError,

@@ -13,8 +13,6 @@ DocumentReference. Problems name the FHIR path, for example
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import tomllib
 import unicodedata
@@ -38,7 +36,6 @@ from .identity import (
 )
 from .intake import IntakeSettings
 from .json_input import parse_json
-from .output import default_packet_name
 from .record import MyelogramType, PacketRecord, validate_record
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
@@ -48,9 +45,6 @@ CPT_TYPES = {
     "62304": MyelogramType.lumbar,
 }
 CPT_TWO_OR_MORE_REGIONS = "62305"
-LOINC_SYSTEM = "http://loinc.org"
-DISCHARGE_INSTRUCTIONS = {"system": LOINC_SYSTEM, "code": "8653-8",
-                          "display": "Hospital Discharge instructions"}
 UNUSABLE_STATUS = {"entered-in-error", "not-done", "revoked", "cancelled", "stopped"}
 CURRENT_STATUS = {"ServiceRequest": {"active"}, "Procedure": {"preparation", "in-progress"}}
 PATIENT = "Bundle.entry[Patient]"
@@ -71,10 +65,14 @@ class FhirPacket:
     """What a Bundle says about one packet, and where each field came from."""
 
     record: PacketRecord
-    subject: dict[str, Any]  # a FHIR Reference to the Patient
+    subject: dict[str, Any]  # the Patient as this Bundle refers to it (its ids are the client's)
     procedure_reference: str | None
     performed_instant: str | None  # the procedure time, when the source gave one with its zone
     paths: dict[str, str] = field(default_factory=dict)
+    mrn_system: str | None = None  # the printed MRN's identifier system, when known
+    # The chosen Procedure or ServiceRequest as a logical reference (its type and
+    # identifier), for a receiving server on which the sender's ids mean nothing.
+    procedure_identifier: dict[str, Any] | None = None
 
     def explain(self, exc: RecordError) -> RecordError:
         """The same error with record field names replaced by FHIR paths."""
@@ -530,6 +528,18 @@ def _reference(entry: _Entry) -> str | None:
     return entry.full_url
 
 
+def _logical_reference(entry: _Entry) -> dict[str, Any] | None:
+    """{"type": "Procedure", "identifier": {"system", "value"}} from the resource's first
+    identifier with a value (one with a system first); None when it has none."""
+    found = [i for i in entry.raw.get("identifier") or []
+             if isinstance(i, dict) and isinstance(i.get("value"), str) and i["value"].strip()]
+    found.sort(key=lambda i: not isinstance(i.get("system"), str))
+    if not found:
+        return None
+    identifier = {k: found[0][k] for k in ("system", "value") if isinstance(found[0].get(k), str)}
+    return {"type": entry.kind, "identifier": identifier}
+
+
 def packet_from_bundle(data: dict[str, Any] | str | bytes,
                        overrides: dict[str, Any] | None = None,
                        intake_settings: IntakeSettings | None = None,
@@ -572,42 +582,13 @@ def packet_from_bundle(data: dict[str, Any] | str | bytes,
         record = validate_record(fields, settings)
     except RecordError as exc:
         raise _with_paths(_fail(exc.problems), paths) from None
+    mrn_system = next((system for system, value in reader.patient_ids
+                       if value.strip() == record.mrn and system), None)
+    if mrn_system is None and settings.mrn_systems:  # an --mrn given for the hospital's MRN
+        mrn_system = settings.mrn_systems[0]
     return FhirPacket(record=record, subject=reader.subject,
                       procedure_reference=_reference(chosen.entry) if chosen else None,
-                      performed_instant=chosen.instant if chosen else None, paths=paths)
+                      performed_instant=chosen.instant if chosen else None, paths=paths,
+                      mrn_system=mrn_system,
+                      procedure_identifier=_logical_reference(chosen.entry) if chosen else None)
 
-
-def document_reference(pdf: bytes, packet: FhirPacket) -> dict[str, Any]:
-    """A FHIR R4 DocumentReference carrying the packet PDF.
-
-    Its dates come from the data, never from the clock: ``context.period.start``
-    is the procedure date, and ``date`` (a FHIR instant, which needs a time and
-    zone) is given only when the Bundle had the procedure's time with its zone.
-    """
-    from fhir.resources.R4B.documentreference import DocumentReference
-
-    record = packet.record
-    resource: dict[str, Any] = {
-        "resourceType": "DocumentReference",
-        "status": "current",
-        "docStatus": "final",
-        "type": {"coding": [DISCHARGE_INSTRUCTIONS],
-                 "text": f"Discharge instructions after a {record.type.value} myelogram"},
-        "subject": packet.subject,
-        "description": f"Myelogram discharge packet ({record.type.value})",
-        "context": {"period": {"start": record.procedure_date.isoformat()}},
-        "content": [{"attachment": {
-            "contentType": "application/pdf",
-            "language": record.language,
-            "data": base64.b64encode(pdf).decode("ascii"),
-            "size": len(pdf),
-            "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii"),
-            "title": default_packet_name(record),
-        }}],
-    }
-    if packet.performed_instant:
-        resource["date"] = packet.performed_instant
-    if packet.procedure_reference:
-        resource["context"]["related"] = [{"reference": packet.procedure_reference}]
-    DocumentReference.model_validate(resource)  # what we send must be valid R4
-    return resource

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 import re
 import subprocess
@@ -163,34 +162,6 @@ def test_problems_never_quote_the_values():
     with pytest.raises(RecordError) as caught:
         packet_from_bundle(data)
     assert "1958-13-45" not in str(caught.value)
-
-
-def test_cli_document_reference_carries_the_same_pdf(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["packet", "--fhir", str(DATA / "lumbar-procedure.json"),
-                                       "--fhir-out", "docref.json", "-o", "packet.pdf"])
-    assert result.exit_code == 0, result.output
-    pdf = (tmp_path / "packet.pdf").read_bytes()
-    reference = json.loads((tmp_path / "docref.json").read_text())
-    assert reference["resourceType"] == "DocumentReference"
-    assert reference["status"] == "current"
-    assert reference["type"]["coding"][0] == {"system": "http://loinc.org", "code": "8653-8",
-                                              "display": "Hospital Discharge instructions"}
-    assert reference["subject"] == {"reference": "Patient/pat-4471902"}
-    assert reference["context"]["period"] == {"start": "2026-11-25"}
-    assert reference["date"] == "2026-11-25T09:40:00-05:00"  # from the data, not the clock
-    assert reference["context"]["related"] == [{"reference": "Procedure/proc-1"}]
-    attachment = reference["content"][0]["attachment"]
-    data = base64.b64decode(attachment["data"])
-    assert data == pdf
-    assert attachment["contentType"] == "application/pdf"
-    assert attachment["size"] == len(pdf)
-    assert attachment["hash"] == base64.b64encode(hashlib.sha1(pdf).digest()).decode()
-    assert "Rosalind" not in attachment["title"]
-    assert all("Rosalind Maria Fhirpatient" in flat(t) for t in pages_text(pdf))
-    from fhir.resources.R4B.documentreference import DocumentReference
-
-    DocumentReference.model_validate(reference)
 
 
 def test_cli_fhir_errors_exit_3_with_paths(tmp_path):

@@ -236,19 +236,21 @@ def test_http_fhir_errors_stay_4xx_with_the_path(fhir_client):
     data["entry"][0]["resource"]["deceasedBoolean"] = True
     response = fhir_client.post("/v1/fhir/packets", json={"bundle": data, "record": {}})
     assert response.status_code == 422
-    assert response.json()["problems"][0]["field"] == "Bundle.entry[Patient].deceased[x]"
+    assert response.json()["issue"][0]["expression"] == [  # an OperationOutcome
+        "Bundle.entry.resource.ofType(Patient).deceased"]
     response = fhir_client.post("/v1/fhir/packets",
                                 json={"bundle": base, "record": {"procedure_date": "2026-13-45",
                                                                  "colour": "blue"}})
     assert response.status_code == 422
-    fields = {p["field"] for p in response.json()["problems"]}
-    assert fields == {"record.procedure_date", "record.colour"}
+    said = {i["diagnostics"].split(" ")[0] for i in response.json()["issue"]}
+    assert said == {"record.procedure_date", "record.colour"}
     response = fhir_client.post("/v1/fhir/packets", json={"bundle": base, "extra": 1})
-    assert response.status_code == 422 and response.json()["problems"][0]["field"] == "extra"
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["diagnostics"].startswith("extra ")
     too_big = big_bundle(base, 7 * 1024 * 1024)
     response = fhir_client.post("/v1/fhir/packets", json=too_big)
     assert response.status_code == 413
-    assert "6 MB" in response.json()["message"]
+    assert "6 MB" in response.json()["issue"][0]["details"]["text"]
     # The record endpoint keeps its small limit.
     response = fhir_client.post("/v1/packets", json={**record(), "follow_up": "x" * 300_000})
     assert response.status_code == 413

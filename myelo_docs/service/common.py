@@ -1,0 +1,83 @@
+"""What every route group shares: the error type and shape, the JSON body reader,
+the PDF answer and the OpenAPI description of those answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from ..errors import InvalidJSON, Problem
+from ..json_input import parse_json
+
+JSON = "application/json"
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = (JSON, FHIR_JSON)
+PDF = "application/pdf"
+REF = "#/components/schemas/{model}"
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status, a short error name, a message, the problems."""
+
+    def __init__(self, status: int, error: str, message: str, problems: list[Problem],
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.problems, self.headers = problems, headers or {}
+
+
+class ProblemOut(BaseModel):
+    field: str
+    problem: str
+    fix: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    problems: list[ProblemOut]
+
+
+def error_body(error: str, message: str, problems: list[Problem]) -> dict[str, Any]:
+    return {"error": error, "message": message, "problems": [p.as_dict() for p in problems]}
+
+
+def pdf_response(pdf: bytes, name: str) -> Response:
+    return Response(pdf, media_type=PDF,
+                    headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+async def json_body(request: Request, kinds: tuple[str, ...] = (JSON,)) -> Any:
+    """The request body as JSON data (parse_json: strict). ``kinds``: the content types
+    to name in the 415 answer (any JSON type is read). Raises ApiError 415 or 400."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES:
+        said = " or ".join(kinds)
+        raise ApiError(415, "UnsupportedMediaType", "Send the body as JSON",
+                       [Problem("Content-Type", f"is not {said}",
+                                f"send the header Content-Type: {kinds[0]}")])
+    try:
+        return parse_json(await request.body(), "body", "send one JSON object in UTF-8")
+    except InvalidJSON as exc:
+        raise ApiError(400, "InvalidJSON", exc.message, exc.problems) from None
+
+
+PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The PDF, self-checked",
+          "content": {PDF: {"schema": {"type": "string", "format": "binary"}}}},
+    400: {"model": ErrorOut, "description": "The body is not JSON"},
+    401: {"model": ErrorOut, "description": "The server has a token and it was not sent"},
+    408: {"model": ErrorOut, "description": "The body did not arrive within the read timeout"},
+    413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB; "
+                                                "for FHIR Bundles 16 MB by default)"},
+    415: {"model": ErrorOut, "description": "The body is not sent as JSON"},
+    422: {"model": ErrorOut, "description": "The record has problems; each names its field"},
+    429: {"model": ErrorOut, "description": "Too many wrong tokens from this address; "
+                                                "retry after Retry-After s"},
+    503: {"model": ErrorOut, "description": "Every worker is busy, or a worker stopped during "
+                                                "this render; retry after Retry-After s"},
+    504: {"model": ErrorOut, "description": "The render took longer than the time limit"},
+}
