@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .assets import builtin_brands_dir
 from .errors import ConfigError, Problem
+from .problems import user_error
 from .settings_file import read_toml, validate_settings
 
 _HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -45,17 +46,25 @@ class Brand(BaseModel):
     # Set by load_brand, not by the file: the folder the logo must live in.
     folder: Path = Field(default=Path("."), exclude=True)
 
-    @field_validator("primary_colour", "accent_colour")
+    @field_validator("primary_colour", "accent_colour", mode="before")
     @classmethod
     def _readable_colour(cls, value: str) -> str:
-        if not _HEX.match(value):
-            raise ValueError(f"'{value}' is not a colour like #1F4E79")
+        if not isinstance(value, str) or not _HEX.match(value.strip()):
+            raise user_error("is not a colour written as #RRGGBB",
+                             "write it as # and six hex digits, like #1F4E79")
+        value = value.strip().upper()
         if contrast_on_white(value) < MIN_CONTRAST:
-            raise ValueError(
-                f"{value} is too light to read on white paper "
-                f"(contrast {contrast_on_white(value):.1f}:1, needs {MIN_CONTRAST}:1)"
+            raise user_error(
+                f"is too light to read on white paper (contrast "
+                f"{contrast_on_white(value):.1f}:1, needs {MIN_CONTRAST}:1)",
+                "pick a darker colour, like #1F4E79",
             )
-        return value.upper()
+        return value
+
+    @field_validator("paper", mode="before")
+    @classmethod
+    def _paper_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def logo_path(self) -> Path:

@@ -13,19 +13,85 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import MyeloDocsError, OutputError, Problem, RecordError
-from .output import default_packet_name, write_atomic
+from .content import available_languages
+from .errors import (
+    EXIT_CODES,
+    ConfigError,
+    MyeloDocsError,
+    OutputError,
+    Problem,
+    RecordError,
+    SelfCheckError,
+    exit_codes_help,
+)
+from .output import check_target, default_packet_name, write_atomic
+from .problems import relabel
+from .record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
 
-EXIT_CODES = """\b
-Exit codes:
-  0  success
-  1  internal error (a bug: please report it)
-  2  usage error (unknown option, missing argument)
-  3  invalid record (a field is missing or wrong; the message names it)
-  4  bad configuration (brand, protocol, content or font folder)
-  5  output problem (file exists, folder missing)
-  6  the PDF failed its safety self-check; nothing was written
-"""
+RECORD_ERR, CONFIG_ERR = RecordError.exit_code, ConfigError.exit_code
+OUTPUT_ERR, SELF_CHECK_ERR = OutputError.exit_code, SelfCheckError.exit_code
+
+
+class Choice(click.Choice):
+    """The one rule for a choice on the command line, as in the record: any case,
+    spaces around it trimmed (--paper ' A4' is a4)."""
+
+    def __init__(self, choices: list[str]):
+        super().__init__(choices, case_sensitive=False)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return super().convert(value.strip() if isinstance(value, str) else value, param, ctx)
+
+
+PAPER = Choice(["letter", "a4"])
+LANGUAGES = available_languages()
+LANGUAGE_HELP = (f"Language: {', '.join(LANGUAGES)}; any case, a region tag counts as its "
+                 "language (es-MX is es).")
+
+# The record's fields as flags of `packet`, declared once: the options are made
+# from this table, and errors about a field given by flag name the flag
+# ("--mrn: is required but missing. Fix: add --mrn").
+RECORD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "type": ("--type", {"metavar": "TYPE",
+                        "help": "cervical, thoracic or lumbar (any case)."}),
+    "patient_name": ("--patient-name", {"help": "The patient's full name, as on their "
+                                                "wristband."}),
+    "date_of_birth": ("--date-of-birth", {"metavar": "YYYY-MM-DD", "help": "Date of birth."}),
+    "mrn": ("--mrn", {"help": "Medical record number, printed as given."}),
+    "procedure_date": ("--procedure-date", {"metavar": "YYYY-MM-DD",
+                                            "help": "Date of the myelogram."}),
+    "physician": ("--physician", {"help": "The doctor who did the test."}),
+    "nurse": ("--nurse", {"help": "The discharging nurse."}),
+    "follow_up": ("--follow-up", {"help": "Follow-up appointment or plan."}),
+    "instructions": ("--instruction", {
+        "multiple": True,
+        "help": f"An extra recovery instruction (repeat for more, up to {MAX_INSTRUCTIONS})."}),
+    "medications": ("--medication", {
+        "multiple": True, "metavar": '"NAME: INSTRUCTION"',
+        "help": f"A medicine and what to do with it (repeat for more, up to "
+                f"{MAX_MEDICATIONS})."}),
+    "language": ("--language", {"help": LANGUAGE_HELP + " Default: en."}),
+    "large_print": ("--large-print", {"is_flag": True, "default": None,
+                                      "help": "Large print (18 pt text)."}),
+}
+
+
+def flag_of(field: str) -> str:
+    """The flag that gives a record field (instructions -> --instruction)."""
+    return RECORD_FLAGS[field][0] if field in RECORD_FLAGS else "--" + field.replace("_", "-")
+
+
+def record_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per record field, from RECORD_FLAGS; each arrives under its field name."""
+    for field, (flag, kwargs) in reversed(RECORD_FLAGS.items()):
+        func = click.option(flag, field, **kwargs)(func)
+    return func
+
+
+def in_flags(exc: MyeloDocsError, names: dict[str, str],
+             missing: dict[str, str] | None = None) -> MyeloDocsError:
+    """The same error naming the flags the user typed instead of record fields."""
+    return type(exc)(exc.message, relabel(exc.problems, names, missing))
 
 
 ARCHIVE_HELP = ("Write PDF/A-3u for archiving in the record (still tagged; "
@@ -67,8 +133,7 @@ def render_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Protocol settings file (TOML); keys not given keep their defaults."),
         click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack."),
-        click.option("--paper", type=click.Choice(["letter", "a4"]),
-                     help="Paper size. Default: the brand's."),
+        click.option("--paper", type=PAPER, help="Paper size. Default: the brand's."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -132,13 +197,31 @@ def _password(file: Path | None, env: str | None, required: bool) -> str | None:
     return read_password(file, env, new=required)
 
 
+def check_output(output: str | None, stdout: Any = None) -> None:
+    """Before any work: refuse -o - when standard output is a terminal (a PDF
+    there is screenfuls of raw bytes), and warn about a name not ending in .pdf."""
+    if output == "-":
+        stream = stdout if stdout is not None else sys.stdout
+        if stream.isatty():
+            raise OutputError("Standard output is a terminal", [Problem(
+                "-o -", "would print the PDF's raw bytes on the screen",
+                "redirect it to a file or a program (-o - > packet.pdf, -o - | lpr), "
+                "or give a file name: -o packet.pdf")])
+    elif output is not None and not output.lower().endswith(".pdf"):
+        click.echo(f"Warning: -o {output} does not end in .pdf; the file is a PDF all the "
+                   "same (name it .pdf so it opens as one).", err=True)
+
+
 def _write_output(pdf: bytes, output: str | None, default_name: str, force: bool) -> str:
     if output == "-":
         sys.stdout.buffer.write(pdf)
         sys.stdout.buffer.flush()
         return "standard output"
     path = Path(output or default_name)
-    write_atomic(path, pdf, overwrite=force)
+    try:
+        write_atomic(path, pdf, overwrite=force)
+    except OutputError as exc:
+        raise (in_flags(exc, {"output": "-o"}) if output else exc) from None
     return str(path)
 
 
@@ -167,6 +250,16 @@ def _read_input(source: str) -> dict[str, Any]:
     return data
 
 
+def _given_fields(flags: dict[str, Any]) -> dict[str, Any]:
+    """The record fields given by flag, as the record takes them."""
+    given = {key: value for key, value in flags.items() if value not in (None, ())}
+    if "instructions" in given:
+        given["instructions"] = list(given["instructions"])
+    if "medications" in given:
+        given["medications"] = [_medication(m) for m in given["medications"]]
+    return given
+
+
 def _medication(text: str) -> dict[str, str]:
     name, sep, instruction = text.partition(":")
     if not sep:
@@ -181,13 +274,17 @@ def _fhir_source(fhir_file: str, flags: dict[str, Any], intake: Any) -> Any:
     from .fhir import packet_from_bundle
 
     text = _read_text(fhir_file, "--fhir", "FHIR file")
-    return packet_from_bundle(text, overrides=flags, intake_settings=intake)
+    return packet_from_bundle(text, overrides=flags, intake_settings=intake, give=flag_of)
 
 
-def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: bool) -> None:
-    from .fhir import document_reference
+def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: bool,
+                              brand: Path | None, subject: str | None, binary: bool) -> None:
+    from .brand import load_brand
+    from .fhir_out import document_reference, transaction
 
-    body = (json.dumps(document_reference(pdf, source), indent=2) + "\n").encode()
+    build = transaction if binary else document_reference
+    resource = build(pdf, source, load_brand(brand), patient_reference=subject)
+    body = (json.dumps(resource, indent=2) + "\n").encode()
     if fhir_out == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
@@ -196,13 +293,14 @@ def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: boo
     click.echo(f"Wrote the DocumentReference to {fhir_out}", err=True)
 
 
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(epilog=exit_codes_help(*EXIT_CODES),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="myelo-docs")
 def main() -> None:
     """Print the handout and discharge packet a myelogram patient takes home."""
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=exit_codes_help(RECORD_ERR, CONFIG_ERR, OUTPUT_ERR, SELF_CHECK_ERR))
 @click.option("--input", "input_file", metavar="FILE.json",
               help="Read the record from a JSON file (- for standard input). "
                    "Flags below add to or replace its fields.")
@@ -212,20 +310,14 @@ def main() -> None:
 @click.option("--fhir-out", metavar="DOCREF.json",
               help="Write a FHIR DocumentReference carrying the PDF (- for standard output) "
                    "instead of the PDF file; add -o to write the PDF as well. Needs --fhir.")
-@click.option("--type", "type_", help="cervical, thoracic or lumbar.")
-@click.option("--patient-name", help="The patient's full name, as on their wristband.")
-@click.option("--date-of-birth", metavar="YYYY-MM-DD", help="Date of birth.")
-@click.option("--mrn", help="Medical record number, printed as given.")
-@click.option("--procedure-date", metavar="YYYY-MM-DD", help="Date of the myelogram.")
-@click.option("--physician", help="The doctor who did the test.")
-@click.option("--nurse", help="The discharging nurse.")
-@click.option("--follow-up", help="Follow-up appointment or plan.")
-@click.option("--instruction", "instructions", multiple=True,
-              help="An extra recovery instruction (repeat for more).")
-@click.option("--medication", "medications", multiple=True, metavar='"NAME: INSTRUCTION"',
-              help="A medicine and what to do with it (repeat for more).")
-@click.option("--language", help="Language of the packet (default en).")
-@click.option("--large-print", is_flag=True, default=None, help="Large print (18 pt text).")
+@click.option("--fhir-subject", metavar="Patient/ID",
+              help="The Patient's id on the FHIR server the DocumentReference goes to; "
+                   "without it, the subject is the MRN identifier.")
+@click.option("--fhir-binary", is_flag=True,
+              help="With --fhir-out: write a transaction Bundle of the PDF as a Binary and "
+                   "the DocumentReference pointing at it, for servers that refuse large "
+                   "inline data.")
+@record_options
 @click.option("--encrypt", is_flag=True,
               help="Encrypt the PDF with AES-256 (for packets that leave the building); "
                    "needs --password-file or --password-env.")
@@ -236,11 +328,11 @@ def main() -> None:
 @intake_options
 @settings_options
 @handle_errors
-def packet(input_file: str | None, type_: str | None, instructions: tuple[str, ...],
-           medications: tuple[str, ...], brand: Path | None, protocol: Path | None,
+def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
            font_dir: Path | None, paper: str | None, output: str | None, force: bool,
            encrypt: bool, password_file: Path | None, password_env: str | None,
-           fhir_file: str | None, fhir_out: str | None, archive: bool, full_render: bool,
+           fhir_file: str | None, fhir_out: str | None, fhir_subject: str | None,
+           fhir_binary: bool, archive: bool, full_render: bool,
            mrn_systems: tuple[str, ...], mrn_pattern: str | None, **fields: Any) -> None:
     """Write the discharge packet for one patient.
 
@@ -258,32 +350,43 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
         raise click.UsageError("give --input or --fhir, not both")
     if fhir_out and not fhir_file:
         raise click.UsageError("--fhir-out needs --fhir")
+    if (fhir_subject or fhir_binary) and not fhir_out:
+        raise click.UsageError("--fhir-subject and --fhir-binary go with --fhir-out")
+    if fhir_subject:
+        from .fhir_out import check_patient_reference
+
+        check_patient_reference(fhir_subject, "--fhir-subject")
     if archive and encrypt:
         raise click.UsageError("--archive and --encrypt do not go together: PDF/A forbids "
                                "encryption")
+    check_output(output)
     data = _read_input(input_file) if input_file else {}
-    if type_ is not None:
-        data["type"] = type_
-    data.update({key: value for key, value in fields.items() if value is not None})
-    if instructions:
-        data["instructions"] = list(instructions)
-    if medications:
-        data["medications"] = [_medication(m) for m in medications]
+    given = _given_fields(fields)
+    data.update(given)
+    # Errors name what the user typed: the flag, else the JSON key (the field name);
+    # a missing field, the flag unless the record came from a file.
+    names = {field: flag_of(field) for field in RECORD_FLAGS
+             if field in given or not input_file}
+    missing = {field: f"add {flag_of(field)}" + (f", or \"{field}\" to {input_file}"
+                                                  if input_file else "")
+               for field in RECORD_FLAGS}
     intake = intake_settings(mrn_systems, mrn_pattern)
-    source = _fhir_source(fhir_file, data, intake) if fhir_file else None
-    record = source.record if source else validate_record(data, intake)
+    source = None
     try:
+        source = _fhir_source(fhir_file, data, intake) if fhir_file else None
+        record = source.record if source else validate_record(data, intake)
         document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive,
                                                                     full_render=full_render)
     except RecordError as exc:
-        raise (source.explain(exc) if source else exc) from None
+        raise (source.explain(exc) if source else in_flags(exc, names, missing)) from None
     pdf = document.pdf
     if password is not None:
         from .encrypt import ALGORITHM, encrypt_pdf
 
         pdf = encrypt_pdf(pdf, password)
     if source is not None and fhir_out:
-        _write_document_reference(pdf, source, fhir_out, force)
+        _write_document_reference(pdf, source, fhir_out, force, brand, fhir_subject,
+                                  fhir_binary)
         if output is None:
             return
     where = _write_output(pdf, output, default_packet_name(record), force)
@@ -292,9 +395,10 @@ def packet(input_file: str | None, type_: str | None, instructions: tuple[str, .
         click.echo(f"Wrote {document.pages}-page packet to {where}{note}", err=True)
 
 
-@main.command(epilog=EXIT_CODES)
-@click.option("--type", "type_", required=True, help="cervical, thoracic or lumbar.")
-@click.option("--language", default="en", show_default=True, help="Language of the handout.")
+@main.command(epilog=exit_codes_help(RECORD_ERR, CONFIG_ERR, OUTPUT_ERR, SELF_CHECK_ERR))
+@click.option("--type", "type_", required=True, metavar="TYPE",
+              help=RECORD_FLAGS["type"][1]["help"])
+@click.option("--language", default="en", show_default=True, help=LANGUAGE_HELP)
 @click.option("--large-print", is_flag=True, help="Large print (18 pt text).")
 @click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
 @settings_options
@@ -303,9 +407,14 @@ def handout(type_: str, language: str, large_print: bool, brand: Path | None,
             protocol: Path | None, font_dir: Path | None, paper: str | None,
             output: str | None, force: bool, archive: bool) -> None:
     """Write the education handout for one myelogram type (no patient details)."""
-    from .render import get_renderer, validate_type
+    from .render import get_renderer, validate_language, validate_type
 
-    kind = validate_type(type_)
+    check_output(output)
+    flags = {field: flag_of(field) for field in ("type", "language")}
+    try:
+        kind, language = validate_type(type_), validate_language(language)
+    except RecordError as exc:
+        raise in_flags(exc, flags) from None
     document = get_renderer(brand, protocol, font_dir, paper).handout(kind, language, large_print,
                                                                       archive=archive)
     where = _write_output(document.pdf, output, f"myelogram-handout-{kind.value}-{language}.pdf",
@@ -314,26 +423,31 @@ def handout(type_: str, language: str, large_print: bool, brand: Path | None,
         click.echo(f"Wrote {document.pages}-page handout to {where}", err=True)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=exit_codes_help(OUTPUT_ERR, SELF_CHECK_ERR))
 @click.option("-o", "--output", default="myelo-demo-packet.pdf", show_default=True,
-              help="Where to write the demo packet.")
+              help="Where to write the demo packet (- for standard output).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @handle_errors
-def demo(output: str) -> None:
+def demo(output: str, force: bool) -> None:
     """Write a packet for a made-up patient on the built-in demo brand."""
     from .demo import DEMO_RECORD
     from .render import get_renderer
 
+    check_output(output)
+    if output != "-":
+        check_target(Path(output), overwrite=force, option="-o")  # before the render
     document = get_renderer().packet(DEMO_RECORD)
     try:
-        where = _write_output(document.pdf, output, output, force=True)
+        where = _write_output(document.pdf, output, output, force=force)
     except OSError as exc:
         raise OutputError("Could not write the demo packet",
-                          [Problem("output", exc.strerror or "cannot write", "pick another path")]
+                          [Problem("-o", exc.strerror or "cannot write", "pick another path")]
                           ) from None
-    click.echo(f"Wrote a {document.pages}-page demo packet to {where}")
+    if output != "-":
+        click.echo(f"Wrote a {document.pages}-page demo packet to {where}")
 
 
-@main.command("inspect", epilog=EXIT_CODES)
+@main.command("inspect", epilog=exit_codes_help(RECORD_ERR, CONFIG_ERR))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
 @password_options
@@ -351,11 +465,12 @@ def inspect_command(file: Path, as_json: bool, password_file: Path | None,
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
-@main.command("check-content", epilog=EXIT_CODES)
+@main.command("check-content", epilog=exit_codes_help(CONFIG_ERR))
 @click.option("--content-dir", type=click.Path(file_okay=False, path_type=Path),
               help="A hospital's content folder (en/, es/, ... subfolders). Default: ours.")
 @click.option("--language", "languages", multiple=True,
-              help="Check only this language (repeat for more). Default: every one found.")
+              help="Check only this language (repeat for more; any case, es-MX is es). "
+                   "Default: every one found.")
 @click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file of limits: [en] formula, section, whole (see README).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -368,8 +483,9 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
     """
     from .errors import ConfigError
     from .readability import check, failures, format_report
+    from .record import language_code
 
-    reports = check(content_dir, list(languages) or None, thresholds)
+    reports = check(content_dir, [language_code(code) for code in languages] or None, thresholds)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
     else:
@@ -379,7 +495,7 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
         raise ConfigError("Some patient text is above its reading level limit", problems)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=exit_codes_help(CONFIG_ERR))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs the environment "
                    "variable MYELO_DOCS_TOKEN (the API's bearer token).")
@@ -406,21 +522,25 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
                    "always allowed; requests to other names get 400.")
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS",
               help="Address of a reverse proxy whose X-Forwarded-For names the client, for "
-                   "the access log and the wrong-token limit (repeatable). Default: "
-                   "127.0.0.1 and ::1.")
+                   "the access log and the wrong-token limit (repeatable). Default: none; "
+                   "without it every client is logged and limited by its own address.")
 @click.option("--read-timeout", default=20.0, show_default=True,
               type=click.FloatRange(min=0.5, max=600),
               help="Seconds a client has to send its headers, then its body; then 408.")
 @click.option("--max-connections", default=200, show_default=True,
               type=click.IntRange(1, 100_000),
               help="Connections open at once; past that, new ones get 503 with Retry-After.")
+@click.option("--max-connections-per-client", default=50, show_default=True,
+              type=click.IntRange(1, 100_000),
+              help="Connections open at once from one address (a --trusted-proxy is not "
+                   "limited); past that, 503.")
 @intake_options
 @render_options
 @handle_errors
 def serve(host: str, port: int, workers: int, queue: int, timeout: float,
           ssl_certfile: str | None, ssl_keyfile: str | None, fhir_max_mb: float,
           allowed_hosts: tuple[str, ...], trusted_proxies: tuple[str, ...],
-          read_timeout: float, max_connections: int,
+          read_timeout: float, max_connections: int, max_connections_per_client: int,
           mrn_systems: tuple[str, ...], mrn_pattern: str | None, brand: Path | None,
           protocol: Path | None, font_dir: Path | None, paper: str | None) -> None:
     """Run the HTTP service: the nurse's page at /, the JSON API under /v1/.
@@ -434,10 +554,10 @@ def serve(host: str, port: int, workers: int, queue: int, timeout: float,
 
     settings = service.ServiceSettings(host=host, token=service.token_from_environment(),
                                        render_timeout=timeout, allowed_hosts=allowed_hosts,
-                                       trusted_proxies=trusted_proxies
-                                       or service.LOCAL_PROXIES,
+                                       trusted_proxies=trusted_proxies,
                                        read_timeout=read_timeout,
                                        max_connections=max_connections,
+                                       max_connections_per_client=max_connections_per_client,
                                        fhir_max_body=int(fhir_max_mb * 1024 * 1024),
                                        intake=intake_settings(mrn_systems, mrn_pattern))
     service.serve(settings, service.RenderSettings(brand, protocol, font_dir, paper), port=port,
@@ -445,7 +565,7 @@ def serve(host: str, port: int, workers: int, queue: int, timeout: float,
                   ssl_keyfile=ssl_keyfile)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=exit_codes_help())
 @handle_errors
 def schema() -> None:
     """Print the JSON Schema of the patient record (for validating before sending)."""

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from .batch import Summary, run_batch, validate_csv
-from .cli import EXIT_CODES, handle_errors, intake_settings, main, mrn_pattern_option
+from .cli import PAPER, handle_errors, intake_settings, main, mrn_pattern_option
+from .errors import ROWS_FAILED, ConfigError, OutputError, RecordError, exit_codes_help
 from .render_settings import RenderSettings
 
-BATCH_EXIT_CODES = EXIT_CODES + "  7  batch finished, but some rows failed (see manifest.csv)\n"
 ENCODING_HELP = ("Text encoding of the CSV. Default: UTF-8 with or without BOM; UTF-16 with a "
                  "BOM (Excel's 'Unicode Text') is read automatically. Files saved by Excel on "
                  "Windows as plain CSV are often cp1252.")
@@ -33,20 +33,24 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
-        rate = done / summary.seconds if summary.seconds else 0.0
+        # No rate before a packet is rendered: rows refused at once (or already
+        # done) would promise a speed rendering never reaches.
+        known = summary.ok > 0 and summary.seconds > 0
+        rate = done / summary.seconds if known else 0.0
         left = (total - done) / rate if rate else 0.0
         if self.tty:
             width = 30
             filled = int(width * done / total) if total else width
             bar = "#" * filled + "." * (width - filled)
-            click.echo(f"\r[{bar}] {done}/{total}  {rate:.1f} rows/s  "
-                       f"{int(left // 60)}:{int(left % 60):02d} left ", nl=False, err=True)
+            speed = (f"  {rate:.1f} rows/s  {int(left // 60)}:{int(left % 60):02d} left"
+                     if known else "  starting...")
+            click.echo(f"\r[{bar}] {done}/{total}{speed} ", nl=False, err=True)
             if done == total:
                 click.echo("", err=True)
         elif now - self.last >= 10 or done == total:
             self.last = now
-            click.echo(f"{done}/{total} rows, {rate:.1f} rows/s, about {left:.0f} s left",
-                       err=True)
+            speed = f", {rate:.1f} rows/s, about {left:.0f} s left" if known else ""
+            click.echo(f"{done}/{total} rows{speed}", err=True)
 
 
 def _print_problems(results: list, limit: int | None = None) -> None:
@@ -57,7 +61,7 @@ def _print_problems(results: list, limit: int | None = None) -> None:
         click.echo(f"  ... and {len(bad) - limit} more (see manifest.csv)", err=True)
 
 
-@main.command(epilog=BATCH_EXIT_CODES)
+@main.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code, ROWS_FAILED))
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--encoding", help=ENCODING_HELP)
 @click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
@@ -78,10 +82,11 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
     _print_problems(problems)
     good = source.rows - len(problems)
     click.echo(f"{source.rows} rows: {good} ready, {len(problems)} with problems")
-    sys.exit(7 if problems else 0)
+    sys.exit(ROWS_FAILED if problems else 0)
 
 
-@main.command(epilog=BATCH_EXIT_CODES)
+@main.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code,
+                                    OutputError.exit_code, ROWS_FAILED))
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PDFs and manifest.csv (created if missing).")
@@ -91,7 +96,7 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
               help="Protocol settings file (TOML); keys not given keep their defaults.")
 @click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack.")
-@click.option("--paper", type=click.Choice(["letter", "a4"]), help="Paper size.")
+@click.option("--paper", type=PAPER, help="Paper size. Default: the brand's.")
 @click.option("--encoding", help=ENCODING_HELP)
 @click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
               metavar="MAP.toml", help=COLUMNS_HELP)
@@ -147,4 +152,4 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
                f"{summary.skipped} skipped{done}; {summary.seconds:.1f} s, "
                f"{summary.rendered_per_second:.1f} packets/s. Manifest: "
                f"{out_dir / 'manifest.csv'}")
-    sys.exit(7 if summary.failed or summary.skipped else 0)
+    sys.exit(ROWS_FAILED if summary.failed or summary.skipped else 0)

@@ -84,3 +84,27 @@ class InvalidJSON(RecordError):
     JSON, too deep or with a number too long, or an object with a key twice."""
 
     exit_code = 3
+
+
+# -- exit codes: each declared once, the error classes' own codes included ---------
+
+ROWS_FAILED = 7  # batch and validate: finished, but some rows have problems
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug: please report it)",
+    2: "usage error (unknown option, missing argument, a value not among the choices)",
+    RecordError.exit_code: "invalid input (a field is missing or wrong; the message names it)",
+    ConfigError.exit_code: "bad configuration (brand, protocol, content or font folder)",
+    OutputError.exit_code: "output problem (file exists, folder missing, a PDF to a terminal)",
+    SelfCheckError.exit_code: "the PDF failed its safety self-check; nothing was written",
+    ROWS_FAILED: "finished, but some rows have problems (each is listed)",
+}
+
+
+def exit_codes_help(*codes: int) -> str:
+    """The "Exit codes:" block of a command's help: 0, 1 and 2 (every command can
+    return them) and the ``codes`` it can return besides, in click's no-rewrap form."""
+    lines = ["\b", "Exit codes:"]
+    lines += [f"  {code}  {EXIT_CODES[code]}" for code in sorted({0, 1, 2, *codes})]
+    return "\n".join(lines) + "\n"

@@ -7,12 +7,15 @@ before rendering, and the CSS names only our own files.
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from fontTools.ttLib import TTCollection, TTFont
+from fontTools.unicodedata import Blocks, script_name
+from fontTools.unicodedata import script as unicode_script
 
 from .assets import fonts_dir
 from .errors import MissingGlyphError, Problem
@@ -131,16 +134,84 @@ def header_lines(text: str, size_pt: float, width_pt: float) -> int:
 
 
 IDENTIFIER_FIELDS = ("patient_name", "mrn")
+# What a person calls the writing of a character, by its Unicode script
+# (ISO 15924 code), where the script's own name would not say it.
+_SCRIPT_WORDS = {
+    "Hani": ("a Chinese, Japanese or Korean character", "Chinese, Japanese or Korean characters"),
+    "Hira": ("a Japanese hiragana character", "Japanese hiragana characters"),
+    "Kana": ("a Japanese katakana character", "Japanese katakana characters"),
+    "Hang": ("a Korean Hangul letter", "Korean Hangul letters"),
+    "Bopo": ("a Chinese bopomofo letter", "Chinese bopomofo letters"),
+    "Brai": ("a braille pattern", "braille patterns"),
+}
+_SYMBOL = ("an emoji or symbol", "emoji or symbols")
+_BY_CATEGORY = {"M": ("an accent or mark", "accents or marks"),
+                "N": ("a number sign", "number signs"),
+                "P": ("a punctuation mark", "punctuation marks")}
 
 
-def _describe_missing(field: str, missing: list[str]) -> str:
-    """Characters named by code point, except in identifiers: the code points
-    of a short name spell the name, and errors land in manifests and logs.
-    There, only the kind of writing is given (from the Unicode name)."""
-    if field in IDENTIFIER_FIELDS:
-        kinds = sorted({unicodedata.name(ch, "UNNAMED").split()[0] for ch in missing})
-        return f"{len(missing)} of them: {', '.join(kinds)}"
-    return ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}" for ch in missing[:5])
+def _emoji_part(ch: str) -> bool:
+    """A variation selector, keycap or skin tone: drawn as part of an emoji."""
+    code = ord(ch)
+    return (0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or code == 0x20E3
+            or 0x1F3FB <= code <= 0x1F3FF)
+
+
+def kind_of_character(ch: str) -> tuple[str, str]:
+    """(one, many): what a person calls a character, from its Unicode script and
+    category: ("an emoji or symbol", "emoji or symbols"), ("a Devanagari letter", ...)."""
+    script = unicode_script(ch)
+    if script in _SCRIPT_WORDS:
+        return _SCRIPT_WORDS[script]
+    category = unicodedata.category(ch)
+    if category.startswith("S") or _emoji_part(ch):
+        return _SYMBOL
+    if script in ("Zyyy", "Zinh", "Zzzz"):  # common to many scripts, or unknown
+        return _BY_CATEGORY.get(category[0], ("a character", "characters"))
+    name = script_name(script)
+    word = "letter" if category[0] in "LM" else "character"  # a vowel sign is a letter's
+    article = "an" if name[0].lower() in "aeiou" else "a"
+    return f"{article} {name} {word}", f"{name} {word}s"
+
+
+def _block(ch: str) -> str:
+    """The Unicode block of a character and its range: what a font's coverage is
+    described by (CJK Unified Ideographs U+4E00-U+9FFF)."""
+    i = bisect.bisect_right(Blocks.RANGES, ord(ch)) - 1
+    last = Blocks.RANGES[i + 1] - 1 if i + 1 < len(Blocks.RANGES) else 0x10FFFF
+    return f"{Blocks.VALUES[i]} U+{Blocks.RANGES[i]:04X}-U+{last:04X}"
+
+
+def describe_missing(field: str, missing: list[str]) -> str:
+    """What the characters are, in words ("3 Chinese, Japanese or Korean
+    characters"), with, for whoever adds a font, their code points and names,
+    except in identifiers: the code points of a short name spell the name, and
+    errors land in manifests and logs. There, only the Unicode blocks are given."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for ch in missing:
+        groups.setdefault(kind_of_character(ch), []).append(ch)
+    parts = []
+    for (one, many), chars in groups.items():
+        words = one if len(chars) == 1 else f"{len(chars)} {many}"
+        if field in IDENTIFIER_FIELDS:
+            blocks = sorted({_block(ch) for ch in chars})
+            detail = "Unicode block " + ", ".join(blocks) if len(blocks) == 1 else \
+                "Unicode blocks " + ", ".join(blocks)
+        else:
+            detail = ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}"
+                               for ch in chars[:5]) + (", ..." if len(chars) > 5 else "")
+        parts.append(f"{words} ({detail})")
+    return "; ".join(parts)
+
+
+def _fix(missing: list[str]) -> str:
+    kinds = {kind_of_character(ch) for ch in missing}
+    if kinds == {_SYMBOL}:
+        return "leave it out or say it in words (or add a font that has it with --font-dir)"
+    font = "add a font that has them with --font-dir"
+    if kinds & {_SCRIPT_WORDS[s] for s in ("Hani", "Hira", "Kana", "Hang", "Bopo")}:
+        font += " (for Chinese, Japanese or Korean: Debian's fonts-noto-cjk)"
+    return font + ", or type the value in Latin letters"
 
 
 def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
@@ -149,11 +220,10 @@ def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
     for field, text in fields.items():
         missing = fonts.missing(text)
         if missing:
-            shown = _describe_missing(field, missing)
             problems.append(Problem(
                 field,
-                f"has characters no installed font can print ({shown})",
-                "add a font that has them with --font-dir, or type the value in Latin letters",
+                "has characters no installed font can print: " + describe_missing(field, missing),
+                _fix(missing),
             ))
     if problems:
         raise MissingGlyphError("Some characters cannot be printed", problems)

@@ -1,20 +1,40 @@
 """Pydantic's validation errors as plain problems: field, problem, fix.
 
 One translator for every model a user fills in (the patient record, brand and
-protocol files, HTTP request bodies), so each names its own fields.
+protocol files, HTTP request bodies), so each names its own fields, and one
+place that renames fields to what the user typed (``relabel``: a CLI flag).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+import annotated_types
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .errors import Problem
 
 OUR_ERROR = "myelo"  # the type of errors our validators raise with their own problem and fix
+MISSING = "is required but missing"
+UNIT = "unit"  # key of a Field's json_schema_extra: what its number counts ("hours", "°F")
+
+
+def user_error(problem: str, fix: str, field: str | None = None) -> PydanticCustomError:
+    """An error for a validator to raise with its own problem and fix; ``field``
+    names where it is when pydantic cannot (a check of the whole model)."""
+    ctx = {"problem": problem, "fix": fix}
+    if field:
+        ctx["field"] = field
+    return PydanticCustomError(OUR_ERROR, "{problem}", ctx)
+
+
+def counted(unit: str, **limits: Any) -> Any:
+    """A number Field that counts ``unit`` (its errors say it): counted("hours", ge=1)."""
+    return Field(json_schema_extra={UNIT: unit}, **limits)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -24,12 +44,11 @@ def _field_path(loc: tuple[Any, ...]) -> str:
             parts.append(f"#{item + 1}")
         else:
             parts.append(str(item))
-    text = " ".join(parts).replace(" #", " #")
-    return text or "record"
+    return " ".join(parts) or "record"
 
 
 _PLAIN = {
-    "missing": ("is required but missing", "add a value for it"),
+    "missing": (MISSING, "add a value for it"),
     "string_type": ("must be text", "write it as text"),
     "list_type": ("must be a list", "give a list of items"),
     "dict_type": ("must be an object with name and instruction", "give name and instruction"),
@@ -37,16 +56,77 @@ _PLAIN = {
     "bool_type": ("must be true or false", "write true or false"),
     "bool_parsing": ("must be true or false", "write true or false"),
     "date_from_datetime_inexact": ("is not a date", "write the date like 1961-03-24"),
+    "int_parsing": ("must be a whole number", "write digits only, like 24"),
+    "int_type": ("must be a whole number", "write digits only, like 24"),
+    "int_from_float": ("must be a whole number", "leave out the decimal part"),
+    "float_parsing": ("must be a number", "write a number, like 100.4"),
+    "float_type": ("must be a number", "write a number, like 100.4"),
 }
+_BOUNDS = {"greater_than_equal": "ge", "greater_than": "gt",
+           "less_than_equal": "le", "less_than": "lt"}
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _amount(value: Any, unit: str) -> str:
+    """99 °F, 24 hours, 1 hour."""
+    if not unit:
+        return _number(value)
+    if value == 1 and unit.endswith("s"):
+        unit = unit[:-1]
+    return f"{_number(value)} {unit}"
+
+
+def _limits(model: type[BaseModel] | None, name: Any) -> tuple[dict[str, Any], str]:
+    """The bounds (ge, gt, le, lt) and the unit of a model's number field."""
+    if model is None or name not in model.model_fields:
+        return {}, ""
+    info = model.model_fields[name]
+    bounds: dict[str, Any] = {}
+    for item in info.metadata:
+        for key, kind in (("ge", annotated_types.Ge), ("gt", annotated_types.Gt),
+                          ("le", annotated_types.Le), ("lt", annotated_types.Lt)):
+            if isinstance(item, kind):
+                bounds[key] = getattr(item, key)
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return bounds, str(extra.get(UNIT, ""))
+
+
+def _out_of_range(kind: str, ctx: dict[str, Any], bounds: dict[str, Any],
+                  unit: str) -> tuple[str, str]:
+    bounds = {**bounds, _BOUNDS[kind]: ctx[_BOUNDS[kind]]}
+    words = {"ge": "below", "gt": "not above", "le": "above", "lt": "not below"}
+    key = _BOUNDS[kind]
+    problem = f"is {words[key]} {_amount(ctx[key], unit)}"
+    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+    if low is not None and high is not None:
+        fix = f"from {_number(low)} to {_number(high)}"
+    elif low is not None:
+        fix = f"of {_number(low)} or more"
+    else:
+        fix = f"of {_number(high)} or less"
+    if unit and not unit[0].isalpha():  # °F: the number is read in that unit, not another
+        return problem, f"give it in {unit}, {fix}"
+    return problem, f"give a number of {unit} {fix}" if unit else f"give a number {fix}"
+
+
+def _plain_message(message: str) -> str:
+    for prefix in _PREFIXES:
+        message = message.removeprefix(prefix)
+    return message[:1].lower() + message[1:]
 
 
 def problems_from(exc: ValidationError, known: Sequence[str],
-                  what: str = "fields") -> list[Problem]:
+                  what: str = "fields", model: type[BaseModel] | None = None) -> list[Problem]:
     """Turn pydantic's errors into plain problems a nurse can act on.
 
     ``known``: the model's field names, offered for an unknown one ("did you
     mean"); ``what``: what to call them ("fields" of a record, "keys" of a
-    settings file).
+    settings file); ``model``: where to find a number's range and unit
+    (``counted``), for a fix that says both.
     """
     problems = []
     for err in exc.errors():
@@ -56,7 +136,9 @@ def problems_from(exc: ValidationError, known: Sequence[str],
         ctx = err.get("ctx") or {}
         if kind == OUR_ERROR:
             problem, fix = ctx["problem"], ctx["fix"]
-            if not loc:  # model-level check names its own fields
+            if ctx.get("field"):
+                field = ctx["field"]
+            elif not loc:  # model-level check names its own fields
                 field = "record"
         elif kind == "extra_forbidden":
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
@@ -69,17 +151,45 @@ def problems_from(exc: ValidationError, known: Sequence[str],
         ):
             problem = f"is longer than {ctx['max_length']} characters"
             fix = "shorten it"
-        elif kind == "string_too_short":
-            problem = "is empty"
+        elif kind == "string_too_short" or (
+            kind == "too_short" and isinstance(err.get("input"), str)
+        ):
+            problem = "is empty" if not err.get("input") else \
+                f"is shorter than {ctx['min_length']} characters"
             fix = "give a value"
         elif kind == "too_long":
             problem = f"has more than {ctx['max_length']} items"
             fix = "combine or remove items"
         elif kind in ("enum", "literal_error"):
-            problem, fix = "is not a myelogram type", "use cervical, thoracic or lumbar"
+            problem, fix = "is not one of the choices", f"use {ctx.get('expected', 'another')}"
+        elif kind in _BOUNDS:
+            problem, fix = _out_of_range(kind, ctx, *_limits(model, loc[-1] if loc else None))
         elif kind in _PLAIN:
             problem, fix = _PLAIN[kind]
         else:
-            problem, fix = err["msg"].lower(), "correct the value"
+            problem, fix = _plain_message(err["msg"]), "correct the value"
         problems.append(Problem(field=field, problem=problem, fix=fix))
     return problems
+
+
+def relabel(problems: Sequence[Problem], names: Mapping[str, str],
+            missing: Mapping[str, str] | None = None) -> list[Problem]:
+    """The same problems in the user's words.
+
+    ``names``: field -> how the user gave it (``mrn`` -> ``--mrn``), applied to
+    the first word of each problem's field (``instructions #2`` ->
+    ``--instruction #2``) and to field names inside a whole-record problem;
+    ``missing``: field -> the fix for a missing field (``add --mrn``).
+    """
+    words = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b") if names else None
+    out = []
+    for p in problems:
+        head, sep, rest = p.field.partition(" ")
+        field = names[head] + sep + rest if head in names else p.field
+        problem, fix = p.problem, p.fix
+        if problem == MISSING and missing and head in missing:
+            fix = missing[head]
+        if head == "record" and words is not None:
+            problem = words.sub(lambda m: names[m.group(1)], problem)
+        out.append(Problem(field, problem, fix))
+    return out

@@ -21,14 +21,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from . import intake
 from .damaged import FIX as DAMAGE_FIX
 from .damaged import damage
 from .errors import Problem, RecordError
 from .intake import IntakeSettings
-from .problems import OUR_ERROR, problems_from
+from .problems import problems_from, user_error
 
 MAX_NAME = 120
 MAX_MRN = 40
@@ -56,8 +55,13 @@ EXCEL_MRN_FIX = ("in the spreadsheet, format the MRN column as Text, fill in the
                  "from the source system and export again")
 
 
-def _custom(problem: str, fix: str) -> PydanticCustomError:
-    return PydanticCustomError(OUR_ERROR, "{problem}", {"problem": problem, "fix": fix})
+_custom = user_error
+
+
+def language_code(value: str) -> str:
+    """The one rule for a language everywhere (record, flags, FHIR): a BCP-47 tag
+    in any case, trimmed, with or without a region: es-MX, ' ES', es_US -> es."""
+    return value.strip().lower().replace("_", "-").split("-")[0]
 
 
 def clean_text(value: Any, name: bool = False) -> Any:
@@ -146,14 +150,14 @@ class PacketRecord(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _type_any_case(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            if value not in MyelogramType.__members__:
-                raise _custom(  # the value is not echoed: a shifted CSV column could be a name
-                    "is not a myelogram type",
-                    "use cervical, thoracic or lumbar",
-                )
-        return value
+        if isinstance(value, MyelogramType):
+            return value
+        if not isinstance(value, str) or value.strip().lower() not in MyelogramType.__members__:
+            raise _custom(  # the value is not echoed: a shifted CSV column could be a name
+                "is not a myelogram type",
+                "use cervical, thoracic or lumbar",
+            )
+        return value.strip().lower()
 
     @field_validator("mrn", mode="after")
     @classmethod
@@ -183,8 +187,7 @@ class PacketRecord(BaseModel):
 
         if not isinstance(value, str):
             return value
-        # A BCP-47 tag in any case, with or without a region: es-MX, ES, es_US -> es
-        value = value.strip().lower().replace("_", "-").split("-")[0] or "en"
+        value = language_code(value) or "en"
         languages = available_languages()
         if value not in languages:
             raise _custom(

@@ -29,7 +29,7 @@ from .fetcher import LockedFetcher
 from .fonts import FontSet, check_glyphs, font_set, header_lines
 from .protocol import Protocol, load_protocol
 from .provenance import CODE_FORMAT, add_info, content_provenance, renderer_provenance
-from .record import MyelogramType, PacketRecord, text_fields, validate_record
+from .record import MyelogramType, PacketRecord, language_code, text_fields, validate_record
 from .stamp import PayloadFor, payloads_for, stamp_pages
 from .tagging import finish_tags
 from .verify import Identifiers, verify_pdf
@@ -372,7 +372,7 @@ def validate_language(value: str) -> str:
     from .content import available_languages
     from .errors import RecordError
 
-    code = (value or "").strip().lower()
+    code = language_code(value or "")
     if code not in available_languages():
         raise RecordError("Unknown language", [
             Problem("language", f"'{code}' has no patient text",

@@ -36,6 +36,6 @@ def validate_settings(model: type[Model], data: dict[str, Any], what: str) -> Mo
     except ValidationError as exc:
         problems = [
             Problem(f"{what} {p.field}", p.problem, p.fix)
-            for p in problems_from(exc, tuple(model.model_fields), "keys")
+            for p in problems_from(exc, tuple(model.model_fields), "keys", model)
         ]
         raise ConfigError(f"The {what} settings have problems", problems) from None

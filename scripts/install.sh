@@ -7,9 +7,40 @@ cd "$(dirname "$0")/.."
 # System libraries: Pango for WeasyPrint, HarfBuzz subsetting (about 2.5x
 # faster font subsetting and byte-identical output), poppler-utils for
 # looking at pages as PNG (pdftoppm), chromium for the nurse's page browser
-# test (driven by Playwright, which must not download a browser of its own),
-# curl for the README's HTTP examples.
+# test only (driven by Playwright, which must not download a browser of its
+# own; the tool itself never needs a browser), curl for the README's HTTP
+# examples.
 DEBIAN_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils chromium curl)
+LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-600}
+LOCK_POLL_SECONDS=${LOCK_POLL_SECONDS:-5}
+
+# apt-get, waiting (with a message) while another program holds the package
+# manager's lock (an automatic update, another install) instead of failing
+# with exit 100. (apt-get's own -o DPkg::Lock::Timeout waits silently, and only
+# for the dpkg lock, not the package lists' lock that `apt-get update` takes.)
+apt_get() {
+  local deadline=$((SECONDS + LOCK_WAIT_SECONDS)) said="" err rc
+  err=$(mktemp)
+  while true; do
+    rc=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get "$@" 2>"$err" \
+      || rc=$?
+    if [ "$rc" -ne 0 ] && grep -qE 'Could not get lock|Unable to acquire the dpkg' "$err" && [ "$SECONDS" -lt "$deadline" ]; then
+      if [ -z "$said" ]; then
+        echo "Waiting for another program to finish installing packages (it holds the" >&2
+        echo "package manager's lock: $(grep -m1 -o 'held by process.*' "$err" || echo 'apt/dpkg'))." >&2
+        echo "Waiting up to $((LOCK_WAIT_SECONDS / 60)) minutes; Ctrl-C to stop." >&2
+        said=1
+      fi
+      sleep "$LOCK_POLL_SECONDS"
+      continue
+    fi
+    cat "$err" >&2
+    rm -f "$err"
+    return "$rc"
+  done
+}
+
 missing=()
 if command -v dpkg-query >/dev/null; then
   for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -19,8 +50,11 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "Installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  case " ${missing[*]} " in
+    *" chromium "*) echo "(chromium is most of the download; only the browser test uses it)";;
+  esac
+  apt_get update -qq
+  apt_get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -28,4 +62,13 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/python -c "import myelo_docs" # fail here, not later, if the install broke
 
-.venv/bin/myelo-docs demo -o myelo-demo-packet.pdf
+# The script's own demo file: replaced on every run.
+.venv/bin/myelo-docs demo -o myelo-demo-packet.pdf --force
+
+cat <<DONE
+
+Installed. Run the tests with: bash scripts/test.sh   (about 6 minutes on 2 cores)
+To type myelo-docs without its folder, put .venv/bin on your PATH, in this shell:
+    export PATH="$PWD/.venv/bin:\$PATH"
+or activate the venv (source .venv/bin/activate), or run it as .venv/bin/myelo-docs.
+DONE

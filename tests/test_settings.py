@@ -45,7 +45,8 @@ def test_missing_brand_file(tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     ("rest_hours = 0", "rest_hours"),
     ("fever_f = 110", "fever_f"),
-    ("test_minutes_low = 90\ntest_minutes_high = 60", "test_minutes_low is more"),
+    ("test_minutes_low = 90\ntest_minutes_high = 60",
+     "test_minutes_low: is more than test_minutes_high"),
     ("rest_hourz = 24", "rest_hourz: is not a known field"),
     ("rest_hours = 'a day'", "rest_hours"),
 ])

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..assets import default_protocol_file
+from ..problems import counted, user_error
 from ..settings_file import read_toml, validate_settings
 
 
@@ -14,30 +15,32 @@ class Protocol(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(min_length=1, max_length=80)
-    fever_f: float = Field(ge=99.0, le=102.5)
-    rest_hours: int = Field(ge=1, le=168)
-    recovery_minutes: int = Field(ge=10, le=480)
-    test_minutes_low: int = Field(ge=5, le=240)
-    test_minutes_high: int = Field(ge=5, le=480)
-    no_driving_hours: int = Field(ge=1, le=168)
-    fasting_hours: int = Field(ge=1, le=24)  # the text says "do not eat for N hours"
-    head_raised_hours: int = Field(ge=1, le=168)
-    head_pillows: int = Field(ge=1, le=5)
-    head_degrees: int = Field(ge=10, le=60)
-    no_lifting_hours: int = Field(ge=1, le=336)
-    fluid_glasses_low: int = Field(ge=1, le=20)
-    fluid_glasses_high: int = Field(ge=1, le=20)
-    fluid_days: int = Field(ge=1, le=7)
-    no_alcohol_hours: int = Field(ge=1, le=168)
-    bandage_hours: int = Field(ge=1, le=168)
-    headache_call_hours: int = Field(ge=1, le=168)
+    fever_f: float = counted("°F", ge=99.0, le=102.5)  # Fahrenheit; °C is worked out
+    rest_hours: int = counted("hours", ge=1, le=168)
+    recovery_minutes: int = counted("minutes", ge=10, le=480)
+    test_minutes_low: int = counted("minutes", ge=5, le=240)
+    test_minutes_high: int = counted("minutes", ge=5, le=480)
+    no_driving_hours: int = counted("hours", ge=1, le=168)
+    fasting_hours: int = counted("hours", ge=1, le=24)  # the text says "do not eat for N hours"
+    head_raised_hours: int = counted("hours", ge=1, le=168)
+    head_pillows: int = counted("pillows", ge=1, le=5)
+    head_degrees: int = counted("degrees", ge=10, le=60)
+    no_lifting_hours: int = counted("hours", ge=1, le=336)
+    fluid_glasses_low: int = counted("glasses", ge=1, le=20)
+    fluid_glasses_high: int = counted("glasses", ge=1, le=20)
+    fluid_days: int = counted("days", ge=1, le=7)
+    no_alcohol_hours: int = counted("hours", ge=1, le=168)
+    bandage_hours: int = counted("hours", ge=1, le=168)
+    headache_call_hours: int = counted("hours", ge=1, le=168)
 
     @model_validator(mode="after")
     def _ranges_in_order(self) -> Protocol:
-        if self.test_minutes_low > self.test_minutes_high:
-            raise ValueError("test_minutes_low is more than test_minutes_high")
-        if self.fluid_glasses_low > self.fluid_glasses_high:
-            raise ValueError("fluid_glasses_low is more than fluid_glasses_high")
+        for low, high in (("test_minutes_low", "test_minutes_high"),
+                          ("fluid_glasses_low", "fluid_glasses_high")):
+            if getattr(self, low) > getattr(self, high):
+                raise user_error(f"is more than {high}",
+                                 f"make {low} at most {high} (a range: low, then high)",
+                                 field=low)
         return self
 
     @property

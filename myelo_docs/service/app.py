@@ -8,35 +8,41 @@ OpenAPI document it builds from the same pydantic models.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .. import __version__
 from ..brand import load_brand
 from ..content import available_languages, load_content
-from ..errors import InvalidJSON, MyeloDocsError, Problem, RecordError
+from ..errors import MyeloDocsError, Problem, RecordError
 from ..intake import IntakeSettings
-from ..json_input import parse_json
 from ..output import default_packet_name
 from ..problems import problems_from
 from ..record import MyelogramType, validate_record
 from ..render import validate_language
 from ..schema import record_schema
+from .common import PDF_RESPONSES, REF, ApiError, error_body, json_body, pdf_response
 from .door import ANY_HOST, LOOPBACK_NAMES, TOKEN_VARIABLE, Door, check_token, host_name
+from .fhir_api import FHIR_PACKETS, METADATA_PATHS, FhirErrors, FhirPacketRequest, add_fhir_routes
 from .middleware import AccessLog, Guard, NoTracebacks
 from .pool import Busy, RenderPool, RenderTimeout, WorkerLost
-from .web import STATIC, FormState, NursePage
+from .web import (
+    FORM_PATH,
+    PACKET_PATH,
+    STATIC,
+    Draft,
+    FormState,
+    NursePage,
+    Packet,
+    choose_language,
+)
 
-JSON_TYPES = ("application/json", "application/fhir+json")
-FHIR_JSON = "application/fhir+json"
-REF = "#/components/schemas/{model}"
 DESCRIPTION = (
     "Prints the handout and the discharge packet a myelogram patient takes home. "
     "Send a patient record as JSON and get a self-checked PDF back. When the server "
@@ -44,13 +50,11 @@ DESCRIPTION = (
 )
 
 
-FHIR_PACKETS = "/v1/fhir/packets"
 NURSE_PAGE = "/"
 # No patient data and no way to print: open without the token.
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/static/nurse.css",
-                          "/brand.css", "/brand/logo"})
+                          "/brand.css", "/brand/logo", *METADATA_PATHS})
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-LOCAL_PROXIES = ("127.0.0.1", "::1")  # a reverse proxy on this machine
 
 
 @dataclass(frozen=True)
@@ -60,22 +64,25 @@ class ServiceSettings:
     ``host``: the address it listens on; ``token``: the secret every non-public
     route needs (at least 32 random characters); ``allowed_hosts``: names the
     Host header may give besides the loopback names and ``host`` (``*``: any,
-    for a proxy that checks it); ``trusted_proxies``: addresses whose
-    X-Forwarded-For names the client (for the log and the login throttle);
-    ``render_timeout``, ``read_timeout`` (headers,
-    then body) in seconds; ``max_connections`` open at once; ``max_body`` and
-    ``fhir_max_body`` in bytes (the FHIR route takes whole patient Bundles,
-    0.3-4 MB from real EHRs); ``intake`` the hospital's MRN systems, MRN
-    pattern and date window.
+    for a proxy that checks it); ``trusted_proxies``: addresses of reverse
+    proxies whose X-Forwarded-For names the client (for the log and the login
+    throttle; none by default, so nobody can claim another address);
+    ``render_timeout``, ``read_timeout`` (headers, then body, and an answer
+    left unread) in seconds; ``max_connections`` open at once, at most
+    ``max_connections_per_client`` from one address (trusted proxies
+    excepted); ``max_body`` and ``fhir_max_body`` in bytes (the FHIR route
+    takes whole patient Bundles, 0.3-4 MB from real EHRs); ``intake`` the
+    hospital's MRN systems, MRN pattern and date window.
     """
 
     host: str = "127.0.0.1"
     token: str | None = None
     allowed_hosts: tuple[str, ...] = ()
-    trusted_proxies: tuple[str, ...] = LOCAL_PROXIES
+    trusted_proxies: tuple[str, ...] = ()
     render_timeout: float = 30.0
     read_timeout: float = 20.0
     max_connections: int = 200
+    max_connections_per_client: int = 50
     max_body: int = 256 * 1024
     fhir_max_body: int = 16 * 1024 * 1024
     intake: IntakeSettings = field(default_factory=IntakeSettings)
@@ -119,59 +126,6 @@ def check_binding(settings: ServiceSettings) -> None:
                     "--allowed-host myelo.hospital.example), repeatable")])
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, problems: list[Problem],
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-        self.problems, self.headers = problems, headers or {}
-
-
-class ProblemOut(BaseModel):
-    field: str
-    problem: str
-    fix: str
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-    problems: list[ProblemOut]
-
-
-class FhirPacketRequest(BaseModel):
-    """A Bundle with record fields that fill in or replace what it says (e.g. language,
-    nurse, instructions, medications, or type and procedure_date for a Bundle with only
-    a Patient). The body may also be the Bundle alone."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bundle: dict[str, Any]
-    record: dict[str, Any] = {}
-
-
-def _record_path(name: str) -> str:
-    """How an HTTP caller gives a record field (errors name it so): record.mrn."""
-    return "the service's --mrn-system setting" if name == "mrn_system" else f"record.{name}"
-
-
-def _fhir_request(body: Any) -> tuple[Any, dict[str, Any]]:
-    """(the Bundle, the override fields) from a Bundle or a FhirPacketRequest body."""
-    if isinstance(body, dict) and body.get("resourceType") == "Bundle":
-        return body, {}
-    try:
-        wanted = FhirPacketRequest.model_validate(body)
-    except ValidationError as exc:
-        problems = [Problem(".".join(str(p) for p in e["loc"]) or "body",
-                            "is not a known key" if e["type"] == "extra_forbidden" else
-                            "must be a JSON object", "send a FHIR Bundle, or "
-                            '{"bundle": <Bundle>, "record": {<fields to fill or replace>}}')
-                    for e in exc.errors()]
-        raise RecordError("The body is neither a FHIR Bundle nor a bundle with overrides",
-                          problems) from None
-    return wanted.bundle, wanted.record
-
-
 class HandoutRequest(BaseModel):
     """The education handout for one type: no patient details."""
 
@@ -185,10 +139,6 @@ class HandoutRequest(BaseModel):
     @classmethod
     def _any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
-
-
-def _error_body(error: str, message: str, problems: list[Problem]) -> dict[str, Any]:
-    return {"error": error, "message": message, "problems": [p.as_dict() for p in problems]}
 
 
 def _cross_site(request: Request) -> bool:
@@ -205,41 +155,6 @@ def _cross_site(request: Request) -> bool:
     if origin is None:
         return False
     return origin.split("://", 1)[-1] != request.headers.get("host")
-
-
-def _pdf(pdf: bytes, name: str) -> Response:
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{name}"'})
-
-
-async def _json_body(request: Request) -> Any:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in JSON_TYPES:
-        raise ApiError(415, "UnsupportedMediaType", "Send the body as JSON",
-                       [Problem("Content-Type", "is not application/json",
-                                "send the header Content-Type: application/json")])
-    try:
-        return parse_json(await request.body(), "body", "send one JSON object in UTF-8")
-    except InvalidJSON as exc:
-        raise ApiError(400, "InvalidJSON", exc.message, exc.problems) from None
-
-
-PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The PDF, self-checked",
-          "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
-    400: {"model": ErrorOut, "description": "The body is not JSON"},
-    401: {"model": ErrorOut, "description": "The server has a token and it was not sent"},
-    408: {"model": ErrorOut, "description": "The body did not arrive within the read timeout"},
-    413: {"model": ErrorOut, "description": "The body is larger than the limit (256 KB; "
-                                                "for FHIR Bundles 16 MB by default)"},
-    415: {"model": ErrorOut, "description": "The body is not sent as JSON"},
-    422: {"model": ErrorOut, "description": "The record has problems; each names its field"},
-    429: {"model": ErrorOut, "description": "Too many wrong tokens from this address; "
-                                                "retry after Retry-After s"},
-    503: {"model": ErrorOut, "description": "Every worker is busy, or a worker stopped during "
-                                                "this render; retry after Retry-After s"},
-    504: {"model": ErrorOut, "description": "The render took longer than the time limit"},
-}
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -275,7 +190,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_error_body(exc.error, exc.message, exc.problems), exc.status,
+        return JSONResponse(error_body(exc.error, exc.message, exc.problems), exc.status,
                             headers=exc.headers)
 
     @app.exception_handler(MyeloDocsError)
@@ -286,7 +201,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"].lower(),
                             "correct the request") for e in exc.errors()]
-        return JSONResponse(_error_body("RecordError", "The request has problems", problems), 422)
+        return JSONResponse(error_body("RecordError", "The request has problems", problems), 422)
 
     # -- the JSON API ------------------------------------------------------
 
@@ -314,16 +229,16 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     async def packets(request: Request) -> Response:
         """Send a PacketRecord as JSON; get the packet PDF (every page carries the patient's
         name, date of birth and MRN). Problems come back as 422 with one entry per field."""
-        record = validate_record(await _json_body(request), settings.intake)
+        record = validate_record(await json_body(request), settings.intake)
         rendered = await render("packet", record.model_dump(mode="json"))
-        return _pdf(rendered.pdf, default_packet_name(record))
+        return pdf_response(rendered.pdf, default_packet_name(record))
 
     @app.post("/v1/handouts", summary="The education handout PDF for one myelogram type",
               response_class=Response, responses=PDF_RESPONSES,
               openapi_extra=_body("HandoutRequest"))
     async def handouts(request: Request) -> Response:
         """Send {"type": "lumbar", "language": "en", "large_print": false}; no patient data."""
-        data = await _json_body(request)
+        data = await json_body(request)
         try:
             wanted = HandoutRequest.model_validate(data)
         except ValidationError as exc:
@@ -332,46 +247,42 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
         language = validate_language(wanted.language)
         rendered = await render("handout", {"type": wanted.type.value, "language": language,
                                             "large_print": wanted.large_print})
-        return _pdf(rendered.pdf, f"myelogram-handout-{wanted.type.value}-{language}.pdf")
+        return pdf_response(rendered.pdf, f"myelogram-handout-{wanted.type.value}-{language}.pdf")
 
-    @app.post(FHIR_PACKETS, summary="The packet for a FHIR R4 Bundle",
-              response_class=Response,
-              responses={**PDF_RESPONSES, 200: {
-                  "description": "The PDF, or with 'Accept: application/fhir+json' a FHIR R4 "
-                                 "DocumentReference carrying it",
-                  "content": {"application/pdf": {}, FHIR_JSON: {}}}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  kind: {"schema": {"oneOf": [
-                      {"type": "object", "description": "A FHIR R4 Bundle"},
-                      {"$ref": REF.format(model="FhirPacketRequest")}]}}
-                  for kind in (FHIR_JSON, "application/json")}}})
-    async def fhir_packets(request: Request) -> Response:
-        """Send a Bundle with a Patient and a Procedure or ServiceRequest for the
-        myelogram (CPT 62302/62303/62304), or `{"bundle": <Bundle>, "record": {...}}`
-        where `record` holds PacketRecord fields that fill in or replace what the
-        Bundle says. Takes whole patient Bundles (16 MB by default). Problems name
-        the FHIR path, or `record.<field>` for an override."""
-        from ..fhir import document_reference, packet_from_bundle
-
-        bundle, overrides = _fhir_request(await _json_body(request))
-        source = packet_from_bundle(bundle, overrides, settings.intake, give=_record_path)
-        try:
-            rendered = await render("packet", source.record.model_dump(mode="json"))
-        except RecordError as exc:
-            raise source.explain(exc) from None
-        if FHIR_JSON in request.headers.get("accept", ""):
-            body = json.dumps(document_reference(rendered.pdf, source))
-            return Response(body, media_type=FHIR_JSON)
-        return _pdf(rendered.pdf, default_packet_name(source.record))
+    add_fhir_routes(app, render, settings.intake, page.brand, settings.fhir_max_body)
 
     # -- the nurse's page -------------------------------------------------
 
     def html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
         return HTMLResponse(text, status, headers=headers)
 
+    # Post/redirect/get: every post answers 303 (see web.py for why).
+    def page_language(request: Request, chosen: str | None = None) -> str:
+        return choose_language(chosen or request.query_params.get("lang"),
+                               request.headers.get("accept-language"))
+
+    def show_once(draft: Draft) -> RedirectResponse:
+        key = page.drafts.put(draft, draft.state.size())
+        return RedirectResponse(f"{FORM_PATH}{key}?lang={draft.language}", 303)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def form() -> HTMLResponse:
-        return html(page.html(FormState()))
+    async def form(request: Request) -> HTMLResponse:
+        return html(page.html(FormState(), page_language(request)))
+
+    @app.get(FORM_PATH + "{key}", response_class=HTMLResponse, include_in_schema=False)
+    async def form_once(request: Request, key: str) -> HTMLResponse:
+        draft = page.drafts.take(key)
+        if draft is None:  # shown already (Back, reload) or older than a minute
+            return html(page.html(FormState(), page_language(request),
+                                  notice=("form_gone", {})))
+        return html(page.draft_html(draft), draft.status, headers=draft.headers)
+
+    @app.get(PACKET_PATH + "{key}", include_in_schema=False)
+    async def packet_once(request: Request, key: str) -> Response:
+        packet = page.packets.take(key)
+        if packet is None:
+            return html(page.packet_gone_html(page_language(request)), 404)
+        return pdf_response(packet.pdf, packet.name)
 
     @app.post("/", include_in_schema=False)
     async def submit(request: Request) -> Response:
@@ -381,31 +292,30 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
             state = FormState.from_body(await request.body())
         except UnicodeDecodeError:
             raise ApiError(400, "BadForm", "The form is not UTF-8", []) from None
+        language = page_language(request, state.page_language)
         if state.action != "print":
-            added = "med_name_" if state.action == "add_medicine" else "instruction_"
-            rows = state.medicine_rows if state.action == "add_medicine" else \
-                state.instruction_rows
-            return html(page.html(state, focus=f"{added}{rows}"))
+            focus = {"add_medicine": f"med_name_{state.medicine_rows}",
+                     "add_instruction": f"instruction_{state.instruction_rows}"}
+            return show_once(Draft(state, language, focus=focus.get(state.action)))
         data, where = state.record_data()
         try:
             record = validate_record(data, settings.intake)
             rendered = await pool.render("packet", record.model_dump(mode="json"),
                                          settings.render_timeout)
         except RecordError as exc:
-            return html(page.html(state, exc.problems, where), 422)
+            return show_once(Draft(state, language, exc.problems, where, status=422))
         except Busy as exc:
-            notice = f"The printer service is busy. Wait {exc.retry_after} seconds, then " \
-                     "press Print packet again."
-            return html(page.html(state, notice=notice), 503,
-                        headers={"Retry-After": str(exc.retry_after)})
+            return show_once(Draft(state, language, notice=("busy", {
+                "seconds": exc.retry_after}), status=503,
+                headers={"Retry-After": str(exc.retry_after)}))
         except RenderTimeout:
-            return html(page.html(state, notice="The packet took too long. Press Print "
-                                                "packet again."), 504)
+            return show_once(Draft(state, language, notice=("timeout", {}), status=504))
         except WorkerLost:
-            return html(page.html(state, notice="The printer service restarted a part of "
-                                                "itself. Press Print packet again."), 503,
-                        headers={"Retry-After": str(pool.retry_after())})
-        return _pdf(rendered.pdf, default_packet_name(record))
+            return show_once(Draft(state, language, notice=("restarted", {}), status=503,
+                                   headers={"Retry-After": str(pool.retry_after())}))
+        key = page.packets.put(Packet(rendered.pdf, default_packet_name(record)),
+                               len(rendered.pdf))
+        return RedirectResponse(f"{PACKET_PATH}{key}", 303)
 
     @app.get("/static/nurse.css", include_in_schema=False)
     async def css() -> Response:
@@ -450,6 +360,8 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     app.add_middleware(Door, token=settings.token, allowed_hosts=settings.host_names(),
                        public=PUBLIC_PATHS,
                        challenge=lambda path: 'Basic realm="myelo-docs", charset="UTF-8"'
-                       if path == NURSE_PAGE else "Bearer")
+                       if path == NURSE_PAGE or path.startswith((FORM_PATH, PACKET_PATH))
+                       else "Bearer")
+    app.add_middleware(FhirErrors)
     app.add_middleware(AccessLog, known_paths=lambda: known)
     return app
