@@ -287,3 +287,16 @@ def test_a_bad_certificate_is_a_clear_error(tmp_path):
                           timeout=60)
     assert done.returncode == 4, done.stderr
     assert "--ssl-certfile" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_token_that_can_be_guessed(tmp_path):
+    import subprocess
+
+    from test_service import serve_command
+
+    env = {**os.environ, "MYELO_DOCS_TOKEN": "letmein-letmein"}
+    done = subprocess.run([*serve_command(), "serve", "--host", "127.0.0.1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4, done.stderr
+    assert "MYELO_DOCS_TOKEN" in done.stderr and "32" in done.stderr
+    assert "letmein" not in done.stderr and "Traceback" not in done.stderr
