@@ -54,7 +54,7 @@ def test_status_and_type_loinc_discharge_instructions():
     resource = reference()
     assert resource["status"] == "current" and resource["docStatus"] == "final"
     assert resource["type"]["coding"] == [{"system": "http://loinc.org", "code": "8653-8",
-                                           "display": "Hospital Discharge instructions"}]
+                                           "display": "Hospital discharge instructions"}]
 
 
 def test_category_is_us_core_clinical_note():
@@ -136,13 +136,20 @@ def test_context_period_has_start_and_end_and_the_procedure():
     assert context["event"][0]["coding"][0]["code"] == "62304"
 
 
-def test_master_identifier_is_the_same_for_a_retry_and_differs_for_another_packet():
+def test_identifiers_are_the_same_for_a_retry_and_differ_for_another_packet():
     first, again = reference(), reference()
     assert first["masterIdentifier"] == again["masterIdentifier"]
+    assert first["identifier"] == again["identifier"]
     assert first["masterIdentifier"]["value"].startswith("urn:uuid:")
-    assert first["identifier"] == [first["masterIdentifier"]]
     other = reference({"procedure_date": "2026-11-25", "instructions": ["Rest two days."]})
     assert other["masterIdentifier"] != first["masterIdentifier"]
+    assert other["identifier"] != first["identifier"]
+    # The same record printed differently (new text, a new brand) is a new version of
+    # the same document: masterIdentifier is version-specific, identifier is not.
+    packet = packet_from_bundle(bundle(), {"procedure_date": "2026-11-25"})
+    reprinted = document_reference(PDF_BYTES + b" new text", packet, load_brand(), created=MADE)
+    assert reprinted["identifier"] == first["identifier"]
+    assert reprinted["masterIdentifier"] != first["masterIdentifier"]
 
 
 def test_texts_are_in_the_packets_language():
@@ -163,26 +170,57 @@ def test_transaction_puts_the_pdf_in_a_binary_and_posts_once():
     binary, docref = (entry["resource"] for entry in result["entry"])
     assert binary["resourceType"] == "Binary"
     assert base64.b64decode(binary["data"]) == PDF_BYTES
-    assert binary["securityContext"] == {"reference": "Patient/98765"}
+    # The Binary is put under an id of its own: posted twice, one PDF, no orphan copy.
+    assert result["entry"][0]["request"] == {"method": "PUT", "url": f"Binary/{binary['id']}"}
+    assert binary["securityContext"] == {"reference": document_id(packet)}
     attachment = docref["content"][0]["attachment"]
-    assert attachment["url"] == result["entry"][0]["fullUrl"] and "data" not in attachment
+    assert attachment["url"] == f"Binary/{binary['id']}" and "data" not in attachment
     assert attachment["size"] == len(PDF_BYTES)
+    assert docref["subject"]["reference"] == "Patient/98765"
     request = result["entry"][1]["request"]
     assert request["method"] == "POST" and request["url"] == "DocumentReference"
-    assert request["ifNoneExist"].endswith(document_id(packet))
+    assert request["ifNoneExist"] == \
+        f"identifier=urn:ietf:rfc:3986|{docref['masterIdentifier']['value']}"
+    assert result["entry"][1]["fullUrl"] == document_id(packet)
     assert result == transaction(PDF_BYTES, packet, load_brand(),
                                  patient_reference="Patient/98765", created=MADE)
 
 
-@pytest.mark.parametrize(("ours", "path"), [
-    ("Bundle.entry[Patient].birthDate", "Bundle.entry.resource.ofType(Patient).birthDate"),
+def test_without_the_patient_a_transaction_names_it_by_a_conditional_reference():
+    packet = packet_from_bundle(bundle(), {"procedure_date": "2026-11-25"})
+    result = transaction(PDF_BYTES, packet, load_brand(), created=MADE)
+    subject = result["entry"][1]["resource"]["subject"]
+    assert subject["reference"] == \
+        "Patient?identifier=urn:oid:2.16.840.1.113883.19.5|TST-4471902"
+
+
+def test_an_mrn_without_a_system_and_no_patient_is_refused():
+    from myelo_docs import RecordError
+
+    data = bundle()
+    del data["entry"][0]["resource"]["identifier"][1]["system"]
+    packet = packet_from_bundle(data, {"procedure_date": "2026-11-25"})
+    with pytest.raises(RecordError) as caught:
+        document_reference(PDF_BYTES, packet, load_brand())
+    assert "--mrn-system" in caught.value.problems[0].fix
+    assert document_reference(PDF_BYTES, packet, load_brand(),
+                              patient_reference="Patient/1")["subject"]["reference"]
+
+
+@pytest.mark.parametrize(("ours", "paths"), [
+    ("Bundle.entry[Patient].birthDate", ["Bundle.entry.resource.ofType(Patient).birthDate"]),
     ("Bundle.entry[Procedure or ServiceRequest]",
-     "Bundle.entry.resource.where(is(Procedure) or is(ServiceRequest))"),
-    ("Bundle.entry[2].resource.code", "Bundle.entry[2].resource.code"),
-    ("record.mrn", None), ("Authorization", None),
+     ["Bundle.entry.resource.where(is(Procedure) or is(ServiceRequest))"]),
+    ("Bundle.entry[Procedure #2].performedDateTime",
+     ["Bundle.entry.resource.ofType(Procedure)[1].performedDateTime"]),
+    ("Bundle.entry[Patient].birthDate and Bundle.entry[Procedure].performedDateTime",
+     ["Bundle.entry.resource.ofType(Patient).birthDate",
+      "Bundle.entry.resource.ofType(Procedure).performedDateTime"]),
+    ("Bundle.entry[2].resource.code", ["Bundle.entry[2].resource.code"]),
+    ("record.mrn", []), ("Authorization", []),
 ])
-def test_our_paths_become_fhirpath(ours, path):
-    assert fhirpath(ours) == path
+def test_our_paths_become_fhirpath(ours, paths):
+    assert fhirpath(ours) == paths
 
 
 # -- over HTTP ---------------------------------------------------------------------
@@ -224,6 +262,11 @@ GOOD = {"bundle": bundle(), "record": {"procedure_date": "2026-11-25"}}
     ("application/pdf", "json", "application/fhir+json"),  # _format wins
     (None, "application/json", "application/json"),
     ("application/fhir+json", "pdf", "application/pdf"),
+    ("application/fhir+json, */*", None, "application/fhir+json"),  # named beats */*
+    ("application/json, text/plain, */*", None, "application/json"),  # axios's default
+    ("application/fhir+json;q=0.9, application/pdf;q=0.9", None, "application/pdf"),
+    ("application/json+fhir", None, "application/fhir+json"),  # the DSTU2 name
+    (None, "application/fhir json", "application/fhir+json"),  # "+" sent unescaped
 ])
 def test_content_negotiation(client, accept, format_, wanted):
     params = {"_format": format_} if format_ else {}
@@ -239,12 +282,32 @@ def test_content_negotiation(client, accept, format_, wanted):
             base64.b64decode(resource["content"][0]["attachment"]["data"]))[0])
 
 
+def test_fhir_answers_say_their_charset_and_vary_by_accept(client):
+    response = post(client, GOOD, "application/fhir+json")
+    assert response.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    assert response.headers["vary"] == "Accept"
+    error = post(client, {"bundle": bundle(), "extra": 1}, "application/fhir+json")
+    assert error.headers["content-type"] == "application/fhir+json; charset=utf-8"
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/fhir+json; charset=iso-8859-1", "application/fhir+json; fhirVersion=3.0"])
+def test_a_body_in_another_charset_or_fhir_version_is_415(client, content_type):
+    response = client.post("/v1/fhir/packets", content=json.dumps(GOOD).encode(),
+                           headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert outcome(response)["issue"][0]["code"] == "not-supported"
+
+
 def test_negotiation_rules():
     offered = ("application/pdf", "application/fhir+json", "application/json")
     assert negotiate("application/fhir+json;q=0", offered) is None
     assert negotiate("application/*;q=0.3, application/pdf;q=0", offered) == \
         "application/fhir+json"
     assert negotiate("text/html", offered) is None
+    assert negotiate("application/fhir+json;fhirVersion=3.0", offered) is None
+    assert negotiate("application/fhir+json; fhirVersion=4.0", offered) == \
+        "application/fhir+json"
     assert negotiate("APPLICATION/FHIR+JSON", offered) == "application/fhir+json"
     assert negotiate("application/json;q=abc, application/pdf;q=0.1", offered) == \
         "application/pdf"
@@ -276,11 +339,12 @@ def test_record_problems_are_422_with_the_fhirpath(client):
     [issue] = outcome(response)["issue"]
     assert issue["severity"] == "error" and issue["code"] == "required"
     assert issue["expression"] == ["Bundle.entry.resource.ofType(Patient).birthDate"]
-    assert "Fix:" in issue["diagnostics"] and "1958" not in response.text
+    assert "Fix:" in issue["details"]["text"] and "1958" not in response.text
     response = post(client, {"bundle": bundle(), "record": {"procedure_date": "2026-13-45"}})
     assert response.status_code == 422
     [issue] = outcome(response)["issue"]
-    assert "expression" not in issue and issue["diagnostics"].startswith("record.procedure_date")
+    assert "expression" not in issue
+    assert issue["details"]["text"].startswith("record.procedure_date")
 
 
 def test_every_error_on_the_fhir_routes_is_an_operation_outcome(client, pool):
@@ -298,12 +362,12 @@ def test_every_error_on_the_fhir_routes_is_an_operation_outcome(client, pool):
         assert response.status_code == status, response.text
         [issue] = outcome(response)["issue"]
         assert issue["code"] == code, issue
-    unsupported = cases[3][0].json()["issue"][0]["diagnostics"]
+    unsupported = cases[3][0].json()["issue"][0]["details"]["text"]
     assert "application/fhir+json" in unsupported  # not "is not application/json"
     small = TestClient(create_app(pool, ServiceSettings(fhir_max_body=1024)),
                        base_url="http://127.0.0.1")
     too_big = post(small, GOOD)
-    assert too_big.status_code == 413 and outcome(too_big)["issue"][0]["code"] == "too-costly"
+    assert too_big.status_code == 413 and outcome(too_big)["issue"][0]["code"] == "too-long"
     secured = TestClient(create_app(pool, ServiceSettings(token=TOKEN)),
                          base_url="http://127.0.0.1")
     refused = post(secured, GOOD)
@@ -337,11 +401,14 @@ def test_capability_statement_says_what_we_take_and_give(pool, path):
     assert statement["fhirVersion"] == "4.0.1" and statement["kind"] == "instance"
     assert set(statement["format"]) == {"application/fhir+json", "json"}
     [rest] = statement["rest"]
-    assert "POST /v1/fhir/packets" in rest["documentation"]
-    types = {r["type"]: r for r in rest["resource"]}
-    assert types["DocumentReference"]["profile"] == US_CORE
-    assert {"Patient", "Procedure", "ServiceRequest", "Practitioner"} <= types.keys()
+    assert "POST http://127.0.0.1/v1/fhir/packets" in rest["documentation"]
+    assert statement["implementation"]["url"] == "http://127.0.0.1/v1/fhir"  # absolute
+    [resource] = rest["resource"]  # nothing else can be read at [base]/<type>
+    assert resource["supportedProfile"] == [US_CORE]
+    assert any("hl7.fhir.us.core" in ig for ig in statement["implementationGuide"])
     assert secured.get(path, params={"_format": "json"}).status_code == 200
+    assert secured.head(path).status_code == 200
+    assert secured.get(path, params={"mode": "terminology"}).status_code == 400
 
 
 # -- the command line ----------------------------------------------------------------

@@ -242,11 +242,11 @@ def test_http_fhir_errors_stay_4xx_with_the_path(fhir_client):
                                 json={"bundle": base, "record": {"procedure_date": "2026-13-45",
                                                                  "colour": "blue"}})
     assert response.status_code == 422
-    said = {i["diagnostics"].split(" ")[0] for i in response.json()["issue"]}
+    said = {i["details"]["text"].split(" ")[0] for i in response.json()["issue"]}
     assert said == {"record.procedure_date", "record.colour"}
     response = fhir_client.post("/v1/fhir/packets", json={"bundle": base, "extra": 1})
     assert response.status_code == 422
-    assert response.json()["issue"][0]["diagnostics"].startswith("extra ")
+    assert response.json()["issue"][0]["details"]["text"].startswith("extra ")
     too_big = big_bundle(base, 7 * 1024 * 1024)
     response = fhir_client.post("/v1/fhir/packets", json=too_big)
     assert response.status_code == 413

@@ -131,7 +131,7 @@ def test_a_key_given_twice_is_refused_not_the_last_one_printed(client):
     response = client.post("/v1/fhir/packets", content=doubled.encode(),
                            headers={"content-type": "application/fhir+json"})
     assert response.status_code == 400
-    assert '"birthDate"' in response.json()["issue"][0]["diagnostics"]  # an OperationOutcome
+    assert '"birthDate"' in response.json()["issue"][0]["details"]["text"]  # an OperationOutcome
     assert "1900-01-01" not in response.text
 
 
@@ -443,11 +443,11 @@ def test_fhir_endpoint_gives_pdf_or_document_reference(client):
     assert response.status_code == 422
     [issue] = response.json()["issue"]  # an OperationOutcome
     assert issue["expression"] == ["Bundle.entry.resource.ofType(Patient).identifier"]
-    assert "record.mrn" in issue["diagnostics"]
+    assert "record.mrn" in issue["details"]["text"]
     wrapped = json.dumps({"bundle": json.loads(bundle), "record": {"mrn": "TST-5520117"}})
     response = client.post("/v1/fhir/packets", content=wrapped, headers=headers)
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/fhir+json"
+    assert response.headers["content-type"] == "application/fhir+json; charset=utf-8"
     assert response.headers["cache-control"] == "no-store"
     reference = response.json()
     assert reference["resourceType"] == "DocumentReference"

@@ -15,6 +15,7 @@ from ..json_input import parse_json
 JSON = "application/json"
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = (JSON, FHIR_JSON)
+LEGACY_FHIR_JSON = "application/json+fhir"  # the DSTU2 name, still sent by some clients
 PDF = "application/pdf"
 REF = "#/components/schemas/{model}"
 
@@ -53,12 +54,22 @@ def pdf_response(pdf: bytes, name: str) -> Response:
 async def json_body(request: Request, kinds: tuple[str, ...] = (JSON,)) -> Any:
     """The request body as JSON data (parse_json: strict). ``kinds``: the content types
     to name in the 415 answer (any JSON type is read). Raises ApiError 415 or 400."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in JSON_TYPES:
-        said = " or ".join(kinds)
+    kind, *params = (p.strip().lower() for p in
+                     request.headers.get("content-type", "").split(";"))
+    named = dict((k.strip(), v.strip().strip('"')) for k, _, v in
+                 (p.partition("=") for p in params))
+    said = " or ".join(kinds)
+    fix = f"send the header Content-Type: {kinds[0]}"
+    if kind not in JSON_TYPES and kind != LEGACY_FHIR_JSON:
         raise ApiError(415, "UnsupportedMediaType", "Send the body as JSON",
-                       [Problem("Content-Type", f"is not {said}",
-                                f"send the header Content-Type: {kinds[0]}")])
+                       [Problem("Content-Type", f"is not {said}", fix)])
+    if named.get("charset", "utf-8") not in ("utf-8", "utf8"):
+        raise ApiError(415, "UnsupportedMediaType", "Send the body in UTF-8",
+                       [Problem("Content-Type", "names a charset other than UTF-8", fix)])
+    if named.get("fhirversion", "4.0") not in ("4.0", "4.0.1"):
+        raise ApiError(415, "UnsupportedMediaType", "Only FHIR R4 is read",
+                       [Problem("Content-Type", "names a FHIR version other than R4 (4.0)",
+                                "send an R4 Bundle, with fhirVersion=4.0 or none")])
     try:
         return parse_json(await request.body(), "body", "send one JSON object in UTF-8")
     except InvalidJSON as exc:

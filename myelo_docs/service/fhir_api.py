@@ -22,13 +22,24 @@ from ..brand import Brand
 from ..errors import Problem, RecordError
 from ..fhir_out import PATIENT_REFERENCE
 from ..output import default_packet_name
-from .common import FHIR_JSON, JSON, PDF, PDF_RESPONSES, REF, ApiError, json_body, pdf_response
+from .common import (
+    FHIR_JSON,
+    JSON,
+    LEGACY_FHIR_JSON,
+    PDF,
+    PDF_RESPONSES,
+    REF,
+    ApiError,
+    json_body,
+    pdf_response,
+)
 from .middleware import ASGIApp, Message, Receive, Scope, Send
 
 FHIR_BASE = "/v1/fhir"
 FHIR_PACKETS = f"{FHIR_BASE}/packets"
 METADATA_PATHS = ("/metadata", f"{FHIR_BASE}/metadata")
 FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "pdf": PDF, PDF: PDF}
+LEGACY = {LEGACY_FHIR_JSON: FHIR_JSON}
 
 
 class FhirPacketRequest(BaseModel):
@@ -71,40 +82,54 @@ def read_request(body: Any) -> FhirPacketRequest:
                           problems) from None
 
 
-def _quality(kind: str, ranges: list[tuple[str, float]]) -> float:
-    """The q of the most specific range matching ``kind`` (0 when none does)."""
+FHIR_VERSIONS = ("4.0", "4.0.1")  # R4: what a fhirVersion parameter may say
+
+
+def _quality(kind: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
+    """(q, how specific) of the most specific range matching ``kind``: 3 the type
+    itself, 2 type/*, 1 */*; (0, 0) when none does."""
     major = kind.split("/")[0]
     best, rank = 0.0, 0
     for media, q in ranges:
         this = 3 if media == kind else 2 if media == f"{major}/*" else 1 if media == "*/*" else 0
         if this > rank:
             best, rank = q, this
-    return best
+    return best, rank
 
 
-def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
-    """The offered media type the Accept header prefers; ties go to the first offered;
-    None when the header accepts none of them. No header: the first offered."""
-    if not accept or not accept.strip():
-        return offered[0]
+def _ranges(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header with their q (RFC 9110 12.5.1); a FHIR type
+    for another fhirVersion than R4 counts as not accepted."""
     ranges = []
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
         q = 1.0
         for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
+            name, _, value = (x.strip().strip('"') for x in param.partition("="))
+            if name.lower() == "q":
                 try:
                     q = min(1.0, max(0.0, float(value)))
                 except ValueError:
                     q = 0.0
+            elif name.lower() == "fhirversion" and value not in FHIR_VERSIONS:
+                q = 0.0
         if media:
-            ranges.append((media.lower(), q))
-    chosen, best = None, 0.0
+            ranges.append((LEGACY.get(media.lower(), media.lower()), q))
+    return ranges
+
+
+def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
+    """The offered media type the Accept header prefers: the highest q; on equal q the
+    one named most specifically (application/fhir+json beats */*), then the first
+    offered. None when the header accepts none of them; no header: the first."""
+    if not accept or not accept.strip():
+        return offered[0]
+    ranges = _ranges(accept)
+    chosen, best = None, (0.0, 0)
     for kind in offered:
-        q = _quality(kind, ranges)
-        if q > best:
-            chosen, best = kind, q
+        q, rank = _quality(kind, ranges)
+        if q > 0 and (q, rank) > best:
+            chosen, best = kind, (q, rank)
     return chosen
 
 
@@ -112,7 +137,9 @@ def choose_format(accept: str | None, format_: str | None, offered: tuple[str, .
     """``_format`` if given, else the Accept header's choice; ApiError 406 if neither
     names a type offered."""
     if format_ is not None:
-        wanted = FORMATS.get(format_.strip().lower())
+        # "+" in a query string is a space: _format=application/fhir+json arrives so.
+        given = format_.strip().lower().replace(" ", "+")
+        wanted = FORMATS.get(LEGACY.get(given, given))
         if wanted in offered:
             return wanted
         names = " or ".join(f"_format={k}" for k, v in FORMATS.items() if v in offered)
@@ -122,8 +149,14 @@ def choose_format(accept: str | None, format_: str | None, offered: tuple[str, .
     if chosen is None:
         raise ApiError(406, "NotAcceptable", "None of the accepted types is offered", [
             Problem("Accept", "accepts none of the types this route gives",
-                    f"accept one of {', '.join(offered)}")])
+                    f"accept one of {', '.join(offered)} (FHIR R4: fhirVersion=4.0)")])
     return chosen
+
+
+def fhir_response(body: Any, kind: str) -> Response:
+    """JSON in UTF-8, said so (FHIR asks for the charset), varying by Accept."""
+    return Response(json.dumps(body), headers={
+        "content-type": f"{kind}; charset=utf-8", "vary": "Accept"})
 
 
 def is_fhir_path(path: str) -> bool:
@@ -175,7 +208,7 @@ class FhirErrors:
         headers = [(k, v) for k, v in start.get("headers", [])
                    if k not in (b"content-type", b"content-length")]
         await send({"type": "http.response.start", "status": status, "headers": [
-            *headers, (b"content-type", FHIR_JSON.encode()),
+            *headers, (b"content-type", f"{FHIR_JSON}; charset=utf-8".encode()),
             (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
 
@@ -193,16 +226,20 @@ def add_fhir_routes(app: FastAPI, render: Render, intake: Any, brand: Brand,
     from ..fhir import packet_from_bundle
     from ..fhir_out import capability_statement, document_reference, transaction
 
-    statement = capability_statement(FHIR_BASE, RELEASE_DATE, max_bundle / 1024 / 1024)
-
-    @app.get(METADATA_PATHS[0], summary="The FHIR CapabilityStatement",
-             response_class=Response, tags=["FHIR"])
-    @app.get(METADATA_PATHS[1], include_in_schema=False, response_class=Response)
-    async def metadata(request: Request,
-                       format_: str | None = Query(None, alias="_format")) -> Response:
+    @app.api_route(METADATA_PATHS[0], methods=["GET", "HEAD"], tags=["FHIR"],
+                   summary="The FHIR CapabilityStatement", response_class=Response)
+    @app.api_route(METADATA_PATHS[1], methods=["GET", "HEAD"], include_in_schema=False,
+                   response_class=Response)
+    async def metadata(request: Request, format_: str | None = Query(None, alias="_format"),
+                       mode: str | None = Query(None)) -> Response:
         """What the FHIR interface takes and gives (FHIR R4 CapabilityStatement)."""
+        if mode not in (None, "full"):
+            raise ApiError(400, "NotSupported", "Only the full CapabilityStatement is given", [
+                Problem("mode", "is not supported", "leave out mode, or use mode=full")])
         kind = choose_format(request.headers.get("accept"), format_, (FHIR_JSON, JSON))
-        return Response(json.dumps(statement), media_type=kind)
+        base = str(request.base_url).rstrip("/") + FHIR_BASE
+        return fhir_response(capability_statement(base, RELEASE_DATE,
+                                                  max_bundle / 1024 / 1024), kind)
 
     @app.post(FHIR_PACKETS, summary="The packet for a FHIR R4 Bundle", tags=["FHIR"],
               response_class=Response,
@@ -242,4 +279,4 @@ def add_fhir_routes(app: FastAPI, render: Render, intake: Any, brand: Brand,
             return pdf_response(rendered.pdf, default_packet_name(source.record))
         build = transaction if binary else document_reference
         resource = build(rendered.pdf, source, brand, patient_reference=wanted.patient)
-        return Response(json.dumps(resource), media_type=kind)
+        return fhir_response(resource, kind)
