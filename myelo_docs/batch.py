@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .csv_input import ColumnMap, CsvSource, iter_rows, open_csv, row_to_data
-from .errors import MyeloDocsError, OutputError, Problem
+from .errors import Interrupted, MyeloDocsError, OutputError, Problem
 from .filenames import DEFAULT_PATTERN, check_pattern, file_name
 from .fonts import FontSet, check_glyphs, font_set
 from .intake import IntakeSettings
@@ -100,6 +101,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(settings: RenderSettings) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the batch, and each
+    # worker finishes the packet it is on, so every PDF written gets its line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["renderer"] = settings.renderer()
 
 
@@ -393,10 +397,12 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     pattern = name_pattern or DEFAULT_PATTERN
     check_pattern(pattern)
     source = open_csv(csv_path, encoding, columns)
-    if combined is not None:
-        check_target(Path(combined), overwrite=force or resume, option="--combined")
     out = Path(out_dir)
+    if combined is not None and Path(combined).parent.resolve() != out.resolve():
+        check_target(Path(combined), overwrite=force or resume, option="--combined")
     _prepare_out_dir(out, resume, force)
+    if combined is not None:  # inside --out: checked once the folder is there
+        check_target(Path(combined), overwrite=force or resume, option="--combined")
     renderer = settings.renderer()  # built here too: a bad brand fails before any row
 
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -421,29 +427,37 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
         if progress:
             progress(len(summary.results), summary.total, summary)
 
+    pending: set[Future[RowResult]] = set()
     try:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                  initargs=(settings,)) as pool:
-            pending: set[Future[RowResult]] = set()
-            for plan in _plan_rows(source, pattern, renderer.fonts, intake):
-                if plan.result is not None:
-                    record(plan.result)
-                    continue
-                if combined is not None and plan.record is not None:
-                    records[plan.row] = plan.record
-                done = manifest.done_before(plan, out) if resume else None
-                if done is not None:
-                    record(done, already=True)
-                    continue
-                assert plan.record is not None
-                pending.add(pool.submit(render_row, plan.row, plan.record, str(out), plan.name,
-                                        full_render))
-                if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        record(future.result())
-            for future in pending:
-                record(future.result())
+            try:
+                for plan in _plan_rows(source, pattern, renderer.fonts, intake):
+                    if plan.result is not None:
+                        record(plan.result)
+                        continue
+                    if combined is not None and plan.record is not None:
+                        records[plan.row] = plan.record
+                    done = manifest.done_before(plan, out) if resume else None
+                    if done is not None:
+                        record(done, already=True)
+                        continue
+                    assert plan.record is not None
+                    pending.add(pool.submit(render_row, plan.row, plan.record, str(out),
+                                            plan.name, full_render))
+                    if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            record(future.result())
+                for future in pending:
+                    record(future.result())
+            except KeyboardInterrupt:
+                _stop(pending, record)
+                raise Interrupted(f"The batch was stopped after {len(summary.results)} of "
+                                  f"{summary.total} rows", [
+                                      Problem("batch", "was stopped with Ctrl-C",
+                                              "run the same command with --resume to finish "
+                                              "it")]) from None
     finally:
         summary.seconds = time.perf_counter() - started
         if len(summary.results) == source.rows:
@@ -458,6 +472,17 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     finally:
         _remove_if_empty(out / INCOMPLETE)
     return summary
+
+
+def _stop(pending: set[Future[RowResult]], record: Callable[[RowResult], None]) -> None:
+    """Ctrl-C: drop the rows not started, let the workers finish the packets they are
+    on (they ignore the signal), and record those: every PDF written has its line."""
+    for future in pending:
+        future.cancel()
+    finished, _ = wait(pending)
+    for future in finished:
+        if not future.cancelled() and future.exception() is None:
+            record(future.result())
 
 
 def _write_print_file(packets: list[tuple[Path, str, PacketRecord]], target: Path, out: Path,

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from .assets import builtin_brands_dir
 from .errors import ConfigError, Problem
@@ -44,7 +44,11 @@ class Brand(BaseModel):
     website: str = Field(default="", max_length=100)
     paper: Literal["letter", "a4"] = "letter"
     # Set by load_brand, not by the file: the folder the logo must live in.
-    folder: Path = Field(default=Path("."), exclude=True)
+    _folder: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
 
     @field_validator("primary_colour", "accent_colour", mode="before")
     @classmethod
@@ -76,7 +80,8 @@ def load_brand(path: str | Path | None = None) -> Brand:
     brand_file = Path(path) if path is not None else builtin_brands_dir() / "demo" / "brand.toml"
     data = read_toml(brand_file, "brand")
     folder = brand_file.resolve().parent
-    brand = validate_settings(Brand, {**data, "folder": folder}, "brand")
+    brand = validate_settings(Brand, data, "brand")
+    brand._folder = folder
     logo = brand.logo_path
     if not logo.is_relative_to(folder):
         raise ConfigError(

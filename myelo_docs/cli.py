@@ -17,6 +17,7 @@ from .content import available_languages
 from .errors import (
     EXIT_CODES,
     ConfigError,
+    Interrupted,
     MyeloDocsError,
     OutputError,
     Problem,
@@ -108,6 +109,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except MyeloDocsError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # files are written whole or not at all
+            click.echo("Stopped with Ctrl-C; nothing half-written is left.", err=True)
+            sys.exit(Interrupted.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:
@@ -352,6 +356,8 @@ def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
         raise click.UsageError("--fhir-out needs --fhir")
     if (fhir_subject or fhir_binary) and not fhir_out:
         raise click.UsageError("--fhir-subject and --fhir-binary go with --fhir-out")
+    if fhir_out and fhir_out != "-":
+        check_target(Path(fhir_out), overwrite=force, option="--fhir-out")  # before the render
     if fhir_subject:
         from .fhir_out import check_patient_reference
 
@@ -444,7 +450,7 @@ def demo(output: str, force: bool) -> None:
                           [Problem("-o", exc.strerror or "cannot write", "pick another path")]
                           ) from None
     if output != "-":
-        click.echo(f"Wrote a {document.pages}-page demo packet to {where}")
+        click.echo(f"Wrote a {document.pages}-page demo packet to {where}", err=True)
 
 
 @main.command("inspect", epilog=exit_codes_help(RECORD_ERR, CONFIG_ERR))

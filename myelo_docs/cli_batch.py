@@ -21,6 +21,10 @@ COLUMNS_HELP = ("Column map (TOML) for an export whose headers are not the recor
                 'ignore = ["Room"] (see README).')
 
 
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
 class Progress:
     """A bar on a terminal; a plain line every 10 s otherwise; nothing if quiet."""
 
@@ -81,7 +85,7 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
                                     intake=intake)
     _print_problems(problems)
     good = source.rows - len(problems)
-    click.echo(f"{source.rows} rows: {good} ready, {len(problems)} with problems")
+    click.echo(f"{_rows(source.rows)}: {good} ready, {len(problems)} with problems")
     sys.exit(ROWS_FAILED if problems else 0)
 
 
@@ -148,7 +152,7 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
     done = f", {summary.already_done} already done" if summary.already_done else ""
     if combined:
         click.echo(f"Print file: {combined} ({summary.combined_pages} pages)")
-    click.echo(f"{summary.total} rows: {summary.ok} ok, {summary.failed} failed, "
+    click.echo(f"{_rows(summary.total)}: {summary.ok} ok, {summary.failed} failed, "
                f"{summary.skipped} skipped{done}; {summary.seconds:.1f} s, "
                f"{summary.rendered_per_second:.1f} packets/s. Manifest: "
                f"{out_dir / 'manifest.csv'}")

@@ -86,6 +86,12 @@ class InvalidJSON(RecordError):
     exit_code = 3
 
 
+class Interrupted(MyeloDocsError):
+    """Stopped with Ctrl-C; what was finished is kept (a batch can be resumed)."""
+
+    exit_code = 130  # 128 + SIGINT, as shells report it
+
+
 # -- exit codes: each declared once, the error classes' own codes included ---------
 
 ROWS_FAILED = 7  # batch and validate: finished, but some rows have problems
@@ -99,12 +105,14 @@ EXIT_CODES: dict[int, str] = {
     OutputError.exit_code: "output problem (file exists, folder missing, a PDF to a terminal)",
     SelfCheckError.exit_code: "the PDF failed its safety self-check; nothing was written",
     ROWS_FAILED: "finished, but some rows have problems (each is listed)",
+    Interrupted.exit_code: "stopped with Ctrl-C (nothing half-written is left)",
 }
 
 
 def exit_codes_help(*codes: int) -> str:
-    """The "Exit codes:" block of a command's help: 0, 1 and 2 (every command can
+    """The "Exit codes:" block of a command's help: 0, 1, 2 and 130 (every command can
     return them) and the ``codes`` it can return besides, in click's no-rewrap form."""
     lines = ["\b", "Exit codes:"]
-    lines += [f"  {code}  {EXIT_CODES[code]}" for code in sorted({0, 1, 2, *codes})]
+    every = {0, 1, 2, Interrupted.exit_code}
+    lines += [f"  {code}  {EXIT_CODES[code]}" for code in sorted({*every, *codes})]
     return "\n".join(lines) + "\n"

@@ -141,4 +141,4 @@ def test_demo_twice_in_separate_processes_gives_identical_bytes(tmp_path):
     assert first.returncode == 0 and second.returncode == 0, first.stderr
     a, b = (tmp_path / "a.pdf").read_bytes(), (tmp_path / "b.pdf").read_bytes()
     assert a.startswith(b"%PDF-") and a == b
-    assert b"Wrote a" in first.stdout
+    assert b"Wrote a" in first.stderr

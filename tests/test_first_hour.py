@@ -277,3 +277,109 @@ def test_the_quick_start_json_example_is_a_valid_record():
 
     record = validate_record(json.loads((ROOT / "examples" / "record.json").read_text()))
     assert record.type.value == "lumbar"
+
+
+# -- found by a newcomer's run of the README ----------------------------------------
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).parent / "myelo-docs"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "myelo_docs"]
+
+
+def test_ctrl_c_stops_a_batch_with_every_pdf_recorded_and_says_resume(tmp_path):
+    import signal
+    import time
+
+    header = "type,patient_name,date_of_birth,mrn,procedure_date"
+    rows = [f"lumbar,Rosalind Testpatient,1958-07-14,TST-{n:07d},2026-11-25" for n in range(60)]
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    out = tmp_path / "out"
+    process = subprocess.Popen([*_cli(), "batch", "rows.csv", "--out", "out", "--jobs", "2",
+                                "--full-render", "--quiet"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until a first packet is recorded
+        manifest = out / "manifest.csv"
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and "stopped after" in stderr and "Traceback" not in stderr
+    lines = (out / "manifest.csv").read_text().splitlines()[1:]
+    pdfs = sorted(p.name for p in out.glob("*.pdf"))
+    assert 1 <= len(pdfs) < 60
+    assert sorted(line.split(",")[2] for line in lines if ",ok," in line) == pdfs
+    done = subprocess.run([*_cli(), "batch", "rows.csv", "--out", "out", "--resume",
+                           "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(pdfs)} already done" in done.stdout
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting_workers(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run([*_cli(), "serve", "--port", str(port)], capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 4
+    assert f"--port: {port} is in use" in done.stderr and "--port" in done.stderr
+    assert time.monotonic() - started < 10 and "workers ready" not in done.stderr
+
+
+def test_fhir_out_over_an_existing_file_names_the_flag_before_rendering(tmp_path):
+    (tmp_path / "docref.json").write_text("{}")
+    result = CliRunner().invoke(main, [
+        "packet", "--fhir", str(ROOT / "tests" / "data" / "fhir" / "lumbar-procedure.json"),
+        "--procedure-date", "2026-11-25", "--fhir-out", str(tmp_path / "docref.json")])
+    assert result.exit_code == 5
+    assert "--fhir-out" in result.output
+
+
+def test_a_brand_file_cannot_set_where_its_logo_may_come_from(tmp_path):
+    import shutil
+
+    from myelo_docs.brand import load_brand
+
+    shutil.copytree(Path(load_brand().folder), tmp_path / "brand")
+    with (tmp_path / "brand" / "brand.toml").open("a") as fh:
+        fh.write('folder = "/etc"\n')
+    result = CliRunner().invoke(main, ["handout", "--type", "lumbar", "--brand",
+                                       str(tmp_path / "brand" / "brand.toml"),
+                                       "-o", str(tmp_path / "h.pdf")])
+    assert result.exit_code == 4
+    assert "folder: is not a known field" in result.output
+    assert "folder," not in result.output.split("known keys are:")[1]
+
+
+def test_a_print_file_inside_a_new_out_folder_works(tmp_path):
+    header = "type,patient_name,date_of_birth,mrn,procedure_date"
+    (tmp_path / "rows.csv").write_text(
+        f"{header}\nlumbar,Rosalind Testpatient,1958-07-14,TST-0000001,2026-11-25\n")
+    result = CliRunner().invoke(main, [
+        "batch", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "new"), "--combined",
+        str(tmp_path / "new" / "print.pdf"), "--jobs", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "print.pdf").exists()
+    assert "1 row: 1 ok" in result.output
+
+
+def test_an_unknown_address_answers_in_the_error_shape():
+    from fastapi.testclient import TestClient
+
+    from myelo_docs.service import RenderPool, RenderSettings, create_app
+
+    pool = RenderPool(RenderSettings(), workers=1, queue=0)  # not started: no render here
+    client = TestClient(create_app(pool), base_url="http://127.0.0.1")
+    for response in (client.get("/nothing/here"), client.delete("/v1/packets")):
+        body = response.json()
+        assert response.status_code in (404, 405)
+        assert set(body) == {"error", "message", "problems"} and body["problems"][0]["fix"]

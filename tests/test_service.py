@@ -557,7 +557,6 @@ def test_myelo_docs_serve_over_http(tmp_path):
 
         # The README's curl examples, pointed at this server's port.
         assert shutil.which("curl"), "scripts/install.sh installs curl"
-        (tmp_path / "record.json").write_text(json.dumps(BASE_RECORD))
         port = server.url.rsplit(":", 1)[1]
         commands = re.findall(r"```sh\n(curl .*?)\n```",
                               readme_section("HTTP service") + readme_section("FHIR"), re.S)
@@ -569,8 +568,9 @@ def test_myelo_docs_serve_over_http(tmp_path):
                                   timeout=60)
             assert done.returncode == 0, done.stderr
         pdf = (tmp_path / "packet.pdf").read_bytes()
-        assert "Rosalind Testpatient" in flat(PdfReader(io.BytesIO(pdf)).pages[0].extract_text())
-        reference = json.loads((tmp_path / "docref.json").read_text())
+        example = json.loads((ROOT / "examples" / "record.json").read_text())
+        assert example["patient_name"] in flat(PdfReader(io.BytesIO(pdf)).pages[0].extract_text())
+        reference = json.loads((tmp_path / "docref-http.json").read_text())
         attached = base64.b64decode(reference["content"][0]["attachment"]["data"])
         assert "Rosalind Maria Fhirpatient" in flat(pages_text(attached)[0])
         server.process.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import ssl
 import time
 from typing import Any
@@ -45,6 +46,7 @@ def serve(settings: ServiceSettings, render: RenderSettings, port: int, workers:
           queue: int, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
     """Start the workers, then serve until stopped (Ctrl-C or SIGTERM)."""
     check_binding(settings)  # before the slow part
+    _check_port(settings.host, port)
     tls = _tls(ssl_certfile, ssl_keyfile)
     log = logging.getLogger("myelo_docs.service")
     pool = RenderPool(render, workers=workers, queue=queue).start()
@@ -106,6 +108,25 @@ def _quiet_when_out_of_files(loop: asyncio.AbstractEventLoop, context: dict[str,
         logging.getLogger("myelo_docs.service").warning(
             "no file handles left for new connections: waiting a second before accepting "
             "more (lower --max-connections, or raise the open-file limit)")
+
+
+def _check_port(host: str, port: int) -> None:
+    """ConfigError when the address is taken, before the workers' slow start."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ConfigError("The address to listen on is not known", [
+            Problem("--host", f"'{host}' does not resolve", "give an address like 127.0.0.1")
+        ]) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError:
+            raise ConfigError("The port is in use", [
+                Problem("--port", f"{port} is in use on {host}, or not allowed",
+                        "stop what uses it, or choose another --port")]) from None
 
 
 def _tls(certfile: str | None, keyfile: str | None) -> Any:

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..brand import load_brand
@@ -196,6 +197,18 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     @app.exception_handler(MyeloDocsError)
     async def _user_error(_: Request, exc: MyeloDocsError) -> JSONResponse:
         return JSONResponse(exc.as_dict(), 422 if isinstance(exc, RecordError) else 500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404 and 405 from the router, in the same shape as every other error."""
+        known = {404: ("NotFound", "There is nothing at this address",
+                       "check the address; the API is under /v1/ (see /docs)"),
+                 405: ("MethodNotAllowed", "This address does not take that method",
+                       "see /docs for the methods each address takes")}
+        error, message, fix = known.get(exc.status_code, ("HTTPError", str(exc.detail),
+                                                           "see /docs"))
+        return JSONResponse(error_body(error, message, [Problem("path", message.lower(), fix)]),
+                            exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
