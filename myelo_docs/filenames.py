@@ -32,7 +32,8 @@ def check_pattern(pattern: str) -> None:
     if unknown or not fields:
         raise RecordError("Bad --name-pattern", [
             Problem("--name-pattern",
-                    f"uses unknown fields {unknown}" if unknown else "uses no field",
+                    "uses unknown fields " + ", ".join("{" + f + "}" for f in unknown)
+                    if unknown else "uses no field",
                     "use some of: " + ", ".join("{" + f + "}" for f in PATTERN_FIELDS))])
 
 

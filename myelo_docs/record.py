@@ -6,6 +6,7 @@ bodies and this model. Limits are documented in the README.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from datetime import date
@@ -153,9 +154,12 @@ class PacketRecord(BaseModel):
         if isinstance(value, MyelogramType):
             return value
         if not isinstance(value, str) or value.strip().lower() not in MyelogramType.__members__:
+            close = difflib.get_close_matches(str(value).strip().lower(),
+                                              MyelogramType.__members__, n=1, cutoff=0.75)
             raise _custom(  # the value is not echoed: a shifted CSV column could be a name
                 "is not a myelogram type",
-                "use cervical, thoracic or lumbar",
+                (f"did you mean {close[0]}? " if close else "")
+                + "use cervical, thoracic or lumbar",
             )
         return value.strip().lower()
 

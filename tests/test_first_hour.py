@@ -383,3 +383,14 @@ def test_an_unknown_address_answers_in_the_error_shape():
         body = response.json()
         assert response.status_code in (404, 405)
         assert set(body) == {"error", "message", "problems"} and body["problems"][0]["fix"]
+
+
+def test_a_misspelt_type_gets_a_did_you_mean():
+    from myelo_docs import RecordError, validate_record
+
+    with pytest.raises(RecordError) as caught:
+        validate_record({**BASE_RECORD, "type": "Lumbr"})
+    assert caught.value.problems[0].fix.startswith("did you mean lumbar?")
+    with pytest.raises(RecordError) as caught:
+        validate_record({**BASE_RECORD, "type": "Rosalind"})
+    assert "did you mean" not in caught.value.problems[0].fix

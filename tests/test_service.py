@@ -370,6 +370,17 @@ def test_malformed_host_headers_are_refused(pool, host):
     assert response.status_code == 400
 
 
+def test_login_throttle_counts_an_ipv6_block_as_one_client():
+    from myelo_docs.service.door import LoginThrottle
+
+    throttle = LoginThrottle(attempts=3, window=60)
+    for n in range(3):  # three addresses of one /64: one guesser
+        throttle.failed(f"2001:db8:1:2::{n + 1}")
+    assert throttle.wait("2001:db8:1:2::99") > 0
+    assert throttle.wait("2001:db8:1:3::1") == 0
+    assert throttle.wait("10.0.0.1") == 0
+
+
 def test_login_throttle_forgets_after_the_window():
     from myelo_docs.service.door import LoginThrottle
 

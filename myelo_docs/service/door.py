@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import math
 import re
 import time
@@ -78,8 +79,21 @@ class LoginThrottle:
         self.attempts, self.window, self.clients, self.clock = attempts, window, clients, clock
         self._failed: OrderedDict[str, deque[float]] = OrderedDict()
 
+    @staticmethod
+    def _key(client: str) -> str:
+        """The address, or for IPv6 its /64: one subscriber's whole block, which a
+        guesser could otherwise walk through an address at a time."""
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return client
+        if address.version == 6 and not address.is_loopback:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return client
+
     def wait(self, client: str) -> int:
         """Seconds this client must wait before trying again (0: it may try now)."""
+        client = self._key(client)
         failed = self._failed.get(client)
         if failed is None:
             return 0
@@ -91,6 +105,7 @@ class LoginThrottle:
         return max(1, math.ceil(failed[0] + self.window - now))
 
     def failed(self, client: str) -> None:
+        client = self._key(client)
         self._failed.setdefault(client, deque(maxlen=self.attempts)).append(self.clock())
         self._failed.move_to_end(client)
         while len(self._failed) > self.clients:
