@@ -114,5 +114,5 @@ def exit_codes_help(*codes: int) -> str:
     return them) and the ``codes`` it can return besides, in click's no-rewrap form."""
     lines = ["\b", "Exit codes:"]
     every = {0, 1, 2, Interrupted.exit_code}
-    lines += [f"  {code}  {EXIT_CODES[code]}" for code in sorted({*every, *codes})]
+    lines += [f"  {code:>3}  {EXIT_CODES[code]}" for code in sorted({*every, *codes})]
     return "\n".join(lines) + "\n"

@@ -187,8 +187,13 @@ def describe_missing(field: str, missing: list[str]) -> str:
     characters"), with, for whoever adds a font, their code points and names,
     except in identifiers: the code points of a short name spell the name, and
     errors land in manifests and logs. There, only the Unicode blocks are given."""
+    bases = [ch for ch in missing if not _style_mark(ch)]
+    if not bases:  # "Ann ©️": the © prints, the emoji-style mark after it does not
+        detail = ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}"
+                           for ch in missing)
+        return f"an emoji style mark after a symbol ({detail})"
     groups: dict[tuple[str, str], list[str]] = {}
-    for ch in missing:
+    for ch in bases:  # ❤️ is one emoji: its style mark or skin tone is not counted
         groups.setdefault(kind_of_character(ch), []).append(ch)
     parts = []
     for (one, many), chars in groups.items():
@@ -204,8 +209,16 @@ def describe_missing(field: str, missing: list[str]) -> str:
     return "; ".join(parts)
 
 
+def _style_mark(ch: str) -> bool:
+    """A variation selector or skin-tone modifier: part of the emoji before it."""
+    return unicodedata.name(ch, "").startswith("VARIATION SELECTOR") or \
+        0x1F3FB <= ord(ch) <= 0x1F3FF
+
+
 def _fix(missing: list[str]) -> str:
-    kinds = {kind_of_character(ch) for ch in missing}
+    if all(_style_mark(ch) for ch in missing):
+        return "delete the emoji style mark (retype the symbol): the symbol prints without it"
+    kinds = {kind_of_character(ch) for ch in missing if not _style_mark(ch)}
     if kinds == {_SYMBOL}:
         return "leave it out or say it in words (or add a font that has it with --font-dir)"
     font = "add a font that has them with --font-dir"

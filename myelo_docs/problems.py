@@ -119,6 +119,26 @@ def _plain_message(message: str) -> str:
     return message[:1].lower() + message[1:]
 
 
+def _known_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """The field names of the model found by following ``loc`` from ``model`` (for an
+    unknown key inside a medication: the medication's own); () when it cannot."""
+    if model is None or not loc:
+        return ()
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return ()
+        annotation = fields[part].annotation
+        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)
+                 and issubclass(a, BaseModel)]
+        current = inner[0] if inner else annotation
+    fields = getattr(current, "model_fields", None)
+    return tuple(fields) if fields else ()
+
+
 def problems_from(exc: ValidationError, known: Sequence[str],
                   what: str = "fields", model: type[BaseModel] | None = None) -> list[Problem]:
     """Turn pydantic's errors into plain problems a nurse can act on.
@@ -141,10 +161,11 @@ def problems_from(exc: ValidationError, known: Sequence[str],
             elif not loc:  # model-level check names its own fields
                 field = "record"
         elif kind == "extra_forbidden":
-            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            problem = "is not a known field"
+            here = _known_at(model, loc[:-1]) or known
+            guess = difflib.get_close_matches(str(loc[-1]), here, n=1)
+            problem = f"is not a known {what[:-1]}"
             fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
-                f"known {what} are: " + ", ".join(known)
+                f"known {what} are: " + ", ".join(here)
             )
         elif kind == "string_too_long" or (
             kind == "too_long" and isinstance(err.get("input"), str)
@@ -187,8 +208,8 @@ def relabel(problems: Sequence[Problem], names: Mapping[str, str],
         head, sep, rest = p.field.partition(" ")
         field = names[head] + sep + rest if head in names else p.field
         problem, fix = p.problem, p.fix
-        if problem == MISSING and missing and head in missing:
-            fix = missing[head]
+        if problem == MISSING and missing and head in missing and not rest:
+            fix = missing[head]  # only the field itself: not a key missing inside it
         if head == "record" and words is not None:
             problem = words.sub(lambda m: names[m.group(1)], problem)
         out.append(Problem(field, problem, fix))

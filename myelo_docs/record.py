@@ -40,6 +40,9 @@ MAX_MEDICATIONS = 25
 # Characters that reorder or hide text. A patient name drawn backwards is a
 # wrong identifier, so these are refused rather than drawn.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Invisible, but where a line breaks at it a hyphen is drawn that is not in the
+# value ("Smith-" / "Jones" for "SmithJones"): refused in every text.
+_SOFT_HYPHEN = "\u00ad"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # What Excel does to a long number it thinks is numeric: 1.23457E+11, 123456.0
 _EXCEL_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
@@ -78,12 +81,24 @@ def clean_text(value: Any, name: bool = False) -> Any:
             f"starts with an accent or mark (U+{ord(value[0]):04X}) that has no letter",
             "type the letter and its accent together, or remove the mark",
         )
-    for ch in value:
+    for i, ch in enumerate(value):
         category = unicodedata.category(ch)
+        if i and category.startswith("M") and value[i - 1] == ch:
+            # Drawn twice at one place: the text layer keeps one, or a wrong letter.
+            raise _custom(
+                f"has the same accent or mark (U+{ord(ch):04X}) twice in a row",
+                "type the accent once",
+            )
         if ch in _BIDI_CONTROLS:
             raise _custom(
                 f"contains a hidden direction-override character (U+{ord(ch):04X})",
                 "retype the value without copying it from another program",
+            )
+        if ch == _SOFT_HYPHEN:
+            raise _custom(
+                "contains a soft hyphen (U+00AD), an invisible character that prints as "
+                "a hyphen where a line breaks",
+                "remove it, or retype the value without copying it from another program",
             )
         if category in ("Cc", "Cs", "Co", "Cn"):
             raise _custom(
@@ -265,4 +280,4 @@ def record_model(data: Any) -> PacketRecord:
         return PacketRecord.model_validate(data)
     except ValidationError as exc:
         raise RecordError("The patient record has problems",
-                          problems_from(exc, RECORD_FIELDS)) from None
+                          problems_from(exc, RECORD_FIELDS, model=PacketRecord)) from None

@@ -49,18 +49,32 @@ def _right_to_left(ch: str) -> bool:
 
 def _strong_runs(value: str) -> list[str]:
     """The letters and digits of value, in runs of one direction (and one
-    right-to-left script: Hebrew and Arabic come from different fonts)."""
+    right-to-left script: Hebrew and Arabic come from different fonts).
+
+    Digits are runs of their own: in a line PDFium reads as right-to-left they
+    may come out on either side of the letters next to them. A mark that is not
+    of a right-to-left run's script is drawn from another font, which cuts the
+    run in two chunks that may come out in either order: it ends the run.
+    """
     runs: list[str] = []
     current, current_key = "", ""
     for ch in unicodedata.normalize("NFKC", value):
-        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-            continue  # marks: extracted before or after their letter
+        category = unicodedata.category(ch)
+        if category in ("Mn", "Me", "Cf"):  # marks: extracted before or after their letter
+            if (category != "Cf" and current_key not in ("", "ltr", "EN")
+                    and unicodedata.name(ch, "?").split()[0] != current_key):
+                runs.append(current)
+                current = ""
+            continue
         kind = unicodedata.bidirectional(ch)
         if kind not in ("L", "R", "AL", "EN", "AN"):  # spaces, punctuation end a run
             runs.append(current)
             current = ""
             continue
-        key = unicodedata.name(ch, "?").split()[0] if kind in ("R", "AL", "AN") else "ltr"
+        if kind in ("R", "AL", "AN"):
+            key = unicodedata.name(ch, "?").split()[0]
+        else:
+            key = "EN" if kind == "EN" else "ltr"
         if current and key != current_key:
             runs.append(current)
             current = ""

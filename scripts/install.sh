@@ -19,24 +19,35 @@ LOCK_POLL_SECONDS=${LOCK_POLL_SECONDS:-5}
 # with exit 100. (apt-get's own -o DPkg::Lock::Timeout waits silently, and only
 # for the dpkg lock, not the package lists' lock that `apt-get update` takes.)
 apt_get() {
-  local deadline=$((SECONDS + LOCK_WAIT_SECONDS)) said="" err rc
+  local deadline=$((SECONDS + LOCK_WAIT_SECONDS)) said="" err rc locked
   err=$(mktemp)
+  trap 'rm -f "$err"' RETURN
+  trap 'rm -f "$err"; exit 130' INT
   while true; do
     rc=0
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get "$@" 2>"$err" \
-      || rc=$?
-    if [ "$rc" -ne 0 ] && grep -qE 'Could not get lock|Unable to acquire the dpkg' "$err" && [ "$SECONDS" -lt "$deadline" ]; then
+    # env, not a prefix: sudo's env_reset would drop a prefixed variable; LC_ALL=C so
+    # the lock message is the English one grep looks for, in any locale.
+    $SUDO env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>"$err" || rc=$?
+    locked=""
+    if [ "$rc" -ne 0 ] && grep -qE 'Could not get lock|Unable to acquire the dpkg' "$err"; then
+      locked=1
+    fi
+    if [ -n "$locked" ] && [ "$SECONDS" -lt "$deadline" ]; then
       if [ -z "$said" ]; then
         echo "Waiting for another program to finish installing packages (it holds the" >&2
         echo "package manager's lock: $(grep -m1 -o 'held by process.*' "$err" || echo 'apt/dpkg'))." >&2
-        echo "Waiting up to $((LOCK_WAIT_SECONDS / 60)) minutes; Ctrl-C to stop." >&2
+        echo "Waiting up to ${LOCK_WAIT_SECONDS} seconds; Ctrl-C to stop." >&2
         said=1
       fi
       sleep "$LOCK_POLL_SECONDS"
       continue
     fi
     cat "$err" >&2
-    rm -f "$err"
+    if [ -n "$locked" ]; then
+      echo "Gave up after ${LOCK_WAIT_SECONDS} seconds: another program still holds the package" >&2
+      echo "manager's lock. Let it finish (or reboot), then run this script again;" >&2
+      echo "LOCK_WAIT_SECONDS=1800 waits longer." >&2
+    fi
     return "$rc"
   done
 }

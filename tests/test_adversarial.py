@@ -220,6 +220,12 @@ FOUND = [
     ("patient_name", "\u05e9%}\u0301"),  # punctuation after Hebrew: extracted on the other side
     ("patient_name", "Lee \u02fa\u0611\u200e\u0362"),  # an Arabic mark on a symbol
     ("patient_name", "\u020dM\u05e9\u200f\ufb7e"),  # Hebrew then Arabic: two fonts, two chunks
+    # a mark the Arabic font lacks, inside an Arabic run: drawn from another font, the
+    # run came out as two chunks in swapped order
+    ("patient_name", "Ana \u062e\u0649\u0336\u0645\u062d\u062c"),
+    ("patient_name", "\u2c7f\ufd78\u0301\ufc47"),
+    # a line PDFium reads as right-to-left: the subscript digit came out before its letter
+    ("patient_name", "\u2c7f\u2083\ufed1\u2e31\ufd78\u0301\ufc47"),
 ]
 
 
@@ -238,6 +244,23 @@ def test_a_value_starting_with_a_mark_is_refused():
     """Found by the deep run: a name of two combining strokes lost one in the text layer."""
     with pytest.raises(RecordError, match="patient_name: starts with an accent or mark"):
         validate_record(record(patient_name="\u0336\u0336"))
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_soft_hyphen_is_refused(field):
+    """Found by the rendered sample: where a line breaks at a soft hyphen a hyphen is
+    drawn that is not in the value (the self-check refused the name)."""
+    with pytest.raises(RecordError, match=f"{re.escape(field)}: contains a soft hyphen"):
+        validate_record(put(field, "A" * 60 + "\u00ad" + "B" * 50))
+
+
+@pytest.mark.parametrize("value", ["A\u0336\u0336", "\ua749\u01ea\u0336\u0336{{ 7*7 }}",
+                                   "a\u0308\u0323\u0308"])
+def test_the_same_mark_twice_in_a_row_is_refused(value):
+    """Found by the rendered sample: two strokes drawn at one place came out of PDFium's
+    text layer as one (or as other letters), and the self-check refused the name."""
+    with pytest.raises(RecordError, match="patient_name: has the same accent or mark"):
+        validate_record(record(patient_name=value))
 
 
 @settings(max_examples=RENDERED * 2, phases=RENDER_PHASES)

@@ -67,6 +67,26 @@ exit 0
     assert done.stderr.count("Waiting for another program") == 1  # said once, not every poll
 
 
+def test_install_gives_up_on_the_lock_saying_what_to_do(tmp_path):
+    function = re.search(r"^apt_get\(\) \{.*?^\}", INSTALL.read_text(), re.S | re.M)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text("""#!/bin/sh
+[ "$LC_ALL" = C ] || { echo "E: Sperre nicht bekommen" >&2; exit 1; }
+echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7" >&2
+exit 100
+""")
+    (bin_dir / "apt-get").chmod(0o755)
+    script = (f"SUDO=''; LOCK_WAIT_SECONDS=3; LOCK_POLL_SECONDS=0.5\n{function.group(0)}\n"
+              "apt_get update -qq")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LANG": "de_DE.UTF-8"}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 100
+    assert "Waiting up to 3 seconds" in done.stderr  # the English message, in any locale
+    assert "Gave up after 3 seconds" in done.stderr and "run this script again" in done.stderr
+
+
 def test_install_ends_saying_how_to_put_venv_bin_on_path():
     text = INSTALL.read_text()
     tail = text[text.rindex("myelo-docs demo"):]
@@ -109,7 +129,7 @@ def test_uncovered_characters_are_named_in_words_with_code_points_for_the_font_f
     assert "an emoji or symbol (U+1F352 CHERRIES)" in cherry
     assert "1 of them: CHERRY" not in cherry
     heart = _glyph_message(mrn="A❤️")
-    assert "2 emoji or symbols" in heart and "HEAVY" not in heart
+    assert "an emoji or symbol (Unicode block Dingbats" in heart and "HEAVY" not in heart
     assert "Devanagari letters (U+0905" in _glyph_message(physician="Dr. अमित")
 
 
@@ -211,17 +231,19 @@ def test_language_help_lists_the_languages(cli):
 def _exit_codes(cli, *command: str) -> set[int]:
     output = cli.invoke(main, [*command, "--help"]).output
     block = output[output.index("Exit codes:"):]
-    return {int(m) for m in re.findall(r"^\s+(\d)\s\s", block, re.M)}
+    return {int(m) for m in re.findall(r"^\s+(\d+)\s\s", block, re.M)}
 
 
 def test_each_command_lists_only_the_exit_codes_it_can_return(cli):
-    assert _exit_codes(cli) == set(range(8))
-    assert _exit_codes(cli, "schema") == {0, 1, 2}
-    assert _exit_codes(cli, "packet") == {0, 1, 2, 3, 4, 5, 6}
-    assert _exit_codes(cli, "demo") == {0, 1, 2, 5, 6}
-    assert _exit_codes(cli, "check-content") == {0, 1, 2, 4}
-    assert _exit_codes(cli, "validate") == {0, 1, 2, 3, 4, 7}
-    assert _exit_codes(cli, "batch") == {0, 1, 2, 3, 4, 5, 7}
+    every = {0, 1, 2, 130}  # 130: stopped with Ctrl-C
+    assert _exit_codes(cli) == {*range(8), 130}
+    assert _exit_codes(cli, "schema") == every
+    assert _exit_codes(cli, "packet") == {*every, 3, 4, 5, 6}
+    assert _exit_codes(cli, "demo") == {*every, 5, 6}
+    assert _exit_codes(cli, "check-content") == {*every, 4}
+    assert _exit_codes(cli, "validate") == {*every, 3, 4, 7}
+    assert _exit_codes(cli, "batch") == {*every, 3, 4, 5, 7}
+    assert "    0  success" in cli.invoke(main, ["--help"]).output  # aligned with 130
     assert "manifest.csv" not in cli.invoke(main, ["validate", "--help"]).output.split(
         "Exit codes:")[1]
 
@@ -356,7 +378,7 @@ def test_a_brand_file_cannot_set_where_its_logo_may_come_from(tmp_path):
                                        str(tmp_path / "brand" / "brand.toml"),
                                        "-o", str(tmp_path / "h.pdf")])
     assert result.exit_code == 4
-    assert "folder: is not a known field" in result.output
+    assert "folder: is not a known key" in result.output
     assert "folder," not in result.output.split("known keys are:")[1]
 
 
@@ -394,3 +416,16 @@ def test_a_misspelt_type_gets_a_did_you_mean():
     with pytest.raises(RecordError) as caught:
         validate_record({**BASE_RECORD, "type": "Rosalind"})
     assert "did you mean" not in caught.value.problems[0].fix
+
+
+def test_one_emoji_is_one_and_a_style_mark_alone_is_named_as_such():
+    fonts = font_set()
+    with pytest.raises(MissingGlyphError) as caught:
+        check_glyphs({"nurse": "Ann \u2764\ufe0f", "physician": "Dr \U0001f44d\U0001f3fd"}, fonts)
+    heart, thumb = caught.value.problems
+    assert "an emoji or symbol (U+2764 HEAVY BLACK HEART)" in heart.problem
+    assert "an emoji or symbol (U+1F44D THUMBS UP SIGN)" in thumb.problem
+    with pytest.raises(MissingGlyphError) as caught:
+        check_glyphs({"nurse": "Ann \u00a9\ufe0f"}, fonts)  # the copyright sign prints
+    [mark] = caught.value.problems
+    assert "emoji style mark" in mark.problem and "prints without it" in mark.fix

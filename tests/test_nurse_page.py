@@ -274,7 +274,7 @@ def test_problems_in_spanish(client):
     assert '<html lang="es">' in shown.text
     errors = parse_form(shown.text).errors
     assert errors == {
-        "date_of_birth": "Error: Esta fecha es en el futuro. Revise el año.",
+        "date_of_birth": "Error: Esta fecha está en el futuro. Revise el año.",
         "mrn": "Error: Escriba el MRN.",
         "med_instruction_2": "Error: Escriba qué debe hacer el paciente con esta medicina, por "
                              "ejemplo “Siga tomándola como siempre” o “Vuelva a tomarla el "

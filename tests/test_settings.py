@@ -28,7 +28,7 @@ def brand_with(tmp_path, old: str, new: str):
     ('department_phone = "(555) 010-0100"\n', "", "department_phone: is required"),
     ('paper = "letter"', 'paper = "legal"', "paper"),
     ('website = "www.example.org"', 'website = "www.example.org"\nwebsit = "x"',
-     "websit: is not a known field"),
+     "websit: is not a known key"),
     ('hospital_name = "Demo General Hospital"', 'hospital_name = "Demo', "not valid TOML"),
 ])
 def test_bad_brand_file(tmp_path, old, new, message):
@@ -47,7 +47,7 @@ def test_missing_brand_file(tmp_path):
     ("fever_f = 110", "fever_f"),
     ("test_minutes_low = 90\ntest_minutes_high = 60",
      "test_minutes_low: is more than test_minutes_high"),
-    ("rest_hourz = 24", "rest_hourz: is not a known field"),
+    ("rest_hourz = 24", "rest_hourz: is not a known key"),
     ("rest_hours = 'a day'", "rest_hours"),
 ])
 def test_bad_protocol_file(tmp_path, content, message):

@@ -21,7 +21,10 @@ page that was already shown, or reloading it, gives an empty form with a
 notice. So the next patient starts from an empty form, what was typed is not
 shown twice, and nothing stays in memory or in the browser's cache (every
 answer is ``Cache-Control: no-store``). The ids are random and carry no
-patient data; the access log shows those routes as "-", never the id.
+patient data; the access log shows those routes by their pattern
+(``/packets/{key}``), never the id. The store is in this process's memory:
+a restart, or a second instance behind a balancer, makes pending links
+"gone" (the nurse presses Print again).
 
 "Add a row" buttons are ordinary submit buttons, so adding medicine rows
 needs no script either. The page's words come from
