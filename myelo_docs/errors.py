@@ -17,12 +17,21 @@ class Problem:
     field: str
     problem: str
     fix: str
+    # A stable name of the kind of problem (``problems.Code``), for a front end that
+    # says it in its own words; "" for problems no one translates. ``values``: the
+    # numbers such words need (("count", "120"),).
+    code: str = ""
+    values: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return f"{self.field}: {self.problem}. Fix: {self.fix}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "problem": self.problem, "fix": self.fix}
+        """field, problem, fix; and code when there is one (an added key is compatible)."""
+        out = {"field": self.field, "problem": self.problem, "fix": self.fix}
+        if self.code:
+            out["code"] = self.code
+        return out
 
 
 class MyeloDocsError(Exception):

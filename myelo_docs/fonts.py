@@ -19,6 +19,7 @@ from fontTools.unicodedata import script as unicode_script
 
 from .assets import fonts_dir
 from .errors import MissingGlyphError, Problem
+from .problems import Code
 
 # (family used in CSS, regular file, bold file), first match wins per character.
 BUNDLED_FACES = (
@@ -236,7 +237,7 @@ def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
             problems.append(Problem(
                 field,
                 "has characters no installed font can print: " + describe_missing(field, missing),
-                _fix(missing),
+                _fix(missing), code=Code.no_font,
             ))
     if problems:
         raise MissingGlyphError("Some characters cannot be printed", problems)

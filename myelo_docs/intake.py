@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from .errors import ConfigError, Problem
+from .problems import Code
 
 MRN_SYSTEM_HELP = ("The FHIR identifier system of your hospital's MRN (repeat for more); an "
                    "identifier with this system is the MRN, whatever its type says.")
@@ -68,18 +69,20 @@ class IntakeSettings:
             problems.append(Problem(
                 "mrn", f"does not match the hospital's MRN pattern {self.mrn_pattern}",
                 "check the MRN in the source system (a spreadsheet may have dropped its "
-                "leading zeros: format the column as Text and export again)"))
+                "leading zeros: format the column as Text and export again)",
+                code=Code.mrn_pattern))
         day = on or today()
         earliest = _years_from(day, -self.procedure_years_back)
         latest = _years_from(day, self.procedure_years_ahead)
         if record.procedure_date < earliest:
             problems.append(Problem(
                 "procedure_date", f"is more than {self.procedure_years_back} years ago",
-                "check the year: a packet is printed for a recent or coming myelogram"))
+                "check the year: a packet is printed for a recent or coming myelogram",
+                code=Code.too_long_ago, values=(("years", str(self.procedure_years_back)),)))
         elif record.procedure_date > latest:
             problems.append(Problem(
                 "procedure_date", f"is more than {_years(self.procedure_years_ahead)} ahead",
-                "check the year of the procedure date"))
+                "check the year of the procedure date", code=Code.too_far_ahead))
         return problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import annotated_types
@@ -23,12 +24,55 @@ MISSING = "is required but missing"
 UNIT = "unit"  # key of a Field's json_schema_extra: what its number counts ("hours", "°F")
 
 
-def user_error(problem: str, fix: str, field: str | None = None) -> PydanticCustomError:
+class Code(StrEnum):
+    """The stable codes of the problems a nurse can cause from a form: declared once,
+    raised by the validators, and each given words on every language's nurse page
+    (a test checks). The English problem text may change; a code does not."""
+
+    # pydantic's own kinds, named by problems_from
+    missing = "missing"
+    too_long = "too_long"
+    too_short = "too_short"
+    too_many = "too_many"
+    not_a_choice = "not_a_choice"
+    out_of_range = "out_of_range"
+    wrong_type = "wrong_type"
+    unknown_field = "unknown_field"
+    # record.py
+    starts_with_mark = "starts_with_mark"
+    mark_twice = "mark_twice"
+    direction_override = "direction_override"
+    soft_hyphen = "soft_hyphen"
+    control_character = "control_character"
+    damaged_text = "damaged_text"  # damaged.py: lost letters, question marks, mojibake
+    not_a_date = "not_a_date"
+    not_real_date = "not_real_date"
+    not_a_type = "not_a_type"
+    invisible_character = "invisible_character"
+    mrn_excel_scientific = "mrn_excel_scientific"
+    mrn_decimal = "mrn_decimal"
+    bad_language = "bad_language"
+    future_date = "future_date"
+    before_1900 = "before_1900"
+    test_before_birth = "test_before_birth"
+    # intake.py
+    mrn_pattern = "mrn_pattern"
+    too_long_ago = "too_long_ago"
+    too_far_ahead = "too_far_ahead"
+    # fonts.py
+    no_font = "no_font"
+
+
+def user_error(problem: str, fix: str, field: str | None = None,
+               code: Code | None = None) -> PydanticCustomError:
     """An error for a validator to raise with its own problem and fix; ``field``
-    names where it is when pydantic cannot (a check of the whole model)."""
+    names where it is when pydantic cannot (a check of the whole model); ``code``:
+    its stable code, for a front end with its own words (``Problem.code``)."""
     ctx = {"problem": problem, "fix": fix}
     if field:
         ctx["field"] = field
+    if code:
+        ctx["code"] = str(code)
     return PydanticCustomError(OUR_ERROR, "{problem}", ctx)
 
 
@@ -154,8 +198,9 @@ def problems_from(exc: ValidationError, known: Sequence[str],
         field = _field_path(loc)
         kind = err["type"]
         ctx = err.get("ctx") or {}
+        code, values = "", ()
         if kind == OUR_ERROR:
-            problem, fix = ctx["problem"], ctx["fix"]
+            problem, fix, code = ctx["problem"], ctx["fix"], ctx.get("code", "")
             if ctx.get("field"):
                 field = ctx["field"]
             elif not loc:  # model-level check names its own fields
@@ -163,7 +208,7 @@ def problems_from(exc: ValidationError, known: Sequence[str],
         elif kind == "extra_forbidden":
             here = _known_at(model, loc[:-1]) or known
             guess = difflib.get_close_matches(str(loc[-1]), here, n=1)
-            problem = f"is not a known {what[:-1]}"
+            problem, code = f"is not a known {what[:-1]}", Code.unknown_field
             fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
                 f"known {what} are: " + ", ".join(here)
             )
@@ -171,25 +216,30 @@ def problems_from(exc: ValidationError, known: Sequence[str],
             kind == "too_long" and isinstance(err.get("input"), str)
         ):
             problem = f"is longer than {ctx['max_length']} characters"
-            fix = "shorten it"
+            fix, code, values = "shorten it", Code.too_long, (("count", str(ctx["max_length"])),)
         elif kind == "string_too_short" or (
             kind == "too_short" and isinstance(err.get("input"), str)
         ):
             problem = "is empty" if not err.get("input") else \
                 f"is shorter than {ctx['min_length']} characters"
-            fix = "give a value"
+            fix, code = "give a value", Code.too_short
         elif kind == "too_long":
             problem = f"has more than {ctx['max_length']} items"
-            fix = "combine or remove items"
+            fix, code = "combine or remove items", Code.too_many
         elif kind in ("enum", "literal_error"):
             problem, fix = "is not one of the choices", f"use {ctx.get('expected', 'another')}"
+            code = Code.not_a_choice
         elif kind in _BOUNDS:
             problem, fix = _out_of_range(kind, ctx, *_limits(model, loc[-1] if loc else None))
+            code = Code.out_of_range
         elif kind in _PLAIN:
             problem, fix = _PLAIN[kind]
+            code = {"missing": Code.missing, "date_from_datetime_inexact": Code.not_a_date}.get(
+                kind, Code.wrong_type)
         else:
             problem, fix = _plain_message(err["msg"]), "correct the value"
-        problems.append(Problem(field=field, problem=problem, fix=fix))
+        problems.append(Problem(field=field, problem=problem, fix=fix, code=str(code),
+                                values=values))
     return problems
 
 
@@ -212,5 +262,5 @@ def relabel(problems: Sequence[Problem], names: Mapping[str, str],
             fix = missing[head]  # only the field itself: not a key missing inside it
         if head == "record" and words is not None:
             problem = words.sub(lambda m: names[m.group(1)], problem)
-        out.append(Problem(field, problem, fix))
+        out.append(Problem(field, problem, fix, p.code, p.values))
     return out

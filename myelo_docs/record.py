@@ -28,7 +28,7 @@ from .damaged import FIX as DAMAGE_FIX
 from .damaged import damage
 from .errors import Problem, RecordError
 from .intake import IntakeSettings
-from .problems import problems_from, user_error
+from .problems import Code, problems_from, user_error
 
 MAX_NAME = 120
 MAX_MRN = 40
@@ -80,6 +80,7 @@ def clean_text(value: Any, name: bool = False) -> Any:
         raise _custom(
             f"starts with an accent or mark (U+{ord(value[0]):04X}) that has no letter",
             "type the letter and its accent together, or remove the mark",
+            code=Code.starts_with_mark,
         )
     for i, ch in enumerate(value):
         category = unicodedata.category(ch)
@@ -87,27 +88,30 @@ def clean_text(value: Any, name: bool = False) -> Any:
             # Drawn twice at one place: the text layer keeps one, or a wrong letter.
             raise _custom(
                 f"has the same accent or mark (U+{ord(ch):04X}) twice in a row",
-                "type the accent once",
+                "type the accent once", code=Code.mark_twice,
             )
         if ch in _BIDI_CONTROLS:
             raise _custom(
                 f"contains a hidden direction-override character (U+{ord(ch):04X})",
                 "retype the value without copying it from another program",
+                code=Code.direction_override,
             )
         if ch == _SOFT_HYPHEN:
             raise _custom(
                 "contains a soft hyphen (U+00AD), an invisible character that prints as "
                 "a hyphen where a line breaks",
                 "remove it, or retype the value without copying it from another program",
+                code=Code.soft_hyphen,
             )
         if category in ("Cc", "Cs", "Co", "Cn"):
             raise _custom(
                 f"contains a control or unassigned character (U+{ord(ch):04X})",
                 "remove line breaks, tabs and invisible characters",
+                code=Code.control_character,
             )
     found = damage(value, name=name)
     if found is not None:
-        raise _custom(found.value, DAMAGE_FIX)
+        raise _custom(found.value, DAMAGE_FIX, code=Code.damaged_text)
     return value
 
 
@@ -121,13 +125,14 @@ def parse_iso_date(value: Any) -> Any:
     if not isinstance(value, str) or not _ISO_DATE.match(value.strip()):
         raise _custom(
             "is not a date in the form YYYY-MM-DD",
-            "write the date like 1961-03-24 (year-month-day)",
+            "write the date like 1961-03-24 (year-month-day)", code=Code.not_a_date,
         )
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise _custom(
-            "is not a real calendar date", "check the month and the day"
+            "is not a real calendar date", "check the month and the day",
+            code=Code.not_real_date,
         ) from None
 
 
@@ -175,6 +180,7 @@ class PacketRecord(BaseModel):
                 "is not a myelogram type",
                 (f"did you mean {close[0]}? " if close else "")
                 + "use cervical, thoracic or lumbar",
+                code=Code.not_a_type,
             )
         return value.strip().lower()
 
@@ -185,13 +191,15 @@ class PacketRecord(BaseModel):
         # chart system reading the page's code or a nurse typing what they see.
         if any(unicodedata.category(ch) == "Cf" for ch in value):
             raise _custom("contains an invisible character",
-                          "type the MRN again instead of copying it from another program")
+                          "type the MRN again instead of copying it from another program",
+                          code=Code.invisible_character)
         if _EXCEL_SCIENTIFIC.fullmatch(value):
             raise _custom("was changed by Excel into a rounded number in scientific notation "
-                          "(like 1.23E+11), so the real MRN is lost", EXCEL_MRN_FIX)
+                          "(like 1.23E+11), so the real MRN is lost", EXCEL_MRN_FIX,
+                          code=Code.mrn_excel_scientific)
         if _EXCEL_DECIMAL.fullmatch(value):
             raise _custom("ends in a decimal part (like .0) that Excel adds when it treats "
-                          "the MRN as a number", EXCEL_MRN_FIX)
+                          "the MRN as a number", EXCEL_MRN_FIX, code=Code.mrn_decimal)
         return value
 
     @field_validator("physician", "nurse", "follow_up", mode="after")
@@ -212,6 +220,7 @@ class PacketRecord(BaseModel):
             raise _custom(
                 "is not a language we have patient text for",
                 "use one of: " + ", ".join(sorted(languages)),
+                code=Code.bad_language,
             )
         return value
 
@@ -219,9 +228,9 @@ class PacketRecord(BaseModel):
     @classmethod
     def _not_future(cls, value: date) -> date:
         if value > intake.today():
-            raise _custom("is in the future", "check the year of birth")
+            raise _custom("is in the future", "check the year of birth", code=Code.future_date)
         if value.year < 1900:
-            raise _custom("is before 1900", "check the year of birth")
+            raise _custom("is before 1900", "check the year of birth", code=Code.before_1900)
         return value
 
     @model_validator(mode="after")
@@ -229,7 +238,7 @@ class PacketRecord(BaseModel):
         if self.procedure_date < self.date_of_birth:
             raise _custom(
                 "procedure_date is before date_of_birth",
-                "check both dates (year-month-day)",
+                "check both dates (year-month-day)", code=Code.test_before_birth,
             )
         return self
 

@@ -67,7 +67,8 @@ def _strong_runs(value: str) -> list[str]:
                 current = ""
             continue
         kind = unicodedata.bidirectional(ch)
-        if kind not in ("L", "R", "AL", "EN", "AN"):  # spaces, punctuation end a run
+        if kind not in ("L", "R", "AL", "EN", "AN") or category[0] not in "LN":
+            # spaces, punctuation and symbols (an Arabic star too) end a run
             runs.append(current)
             current = ""
             continue

@@ -226,6 +226,9 @@ FOUND = [
     ("patient_name", "\u2c7f\ufd78\u0301\ufc47"),
     # a line PDFium reads as right-to-left: the subscript digit came out before its letter
     ("patient_name", "\u2c7f\u2083\ufed1\u2e31\ufd78\u0301\ufc47"),
+    # an Arabic five-pointed star (punctuation of right-to-left class): came out before
+    # the letters
+    ("medications #1 instruction", "\u063c\ufcd3\u066d"),
 ]
 
 

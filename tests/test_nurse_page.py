@@ -4,18 +4,22 @@ in a real Chromium is in test_browser.py)."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import logging
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from test_service import PHI, TOKEN, parse_form
 
+import myelo_docs
 from conftest import pages_text
 from myelo_docs.assets import content_dir
 from myelo_docs.errors import Problem
+from myelo_docs.problems import Code
 from myelo_docs.service import RenderPool, RenderSettings, ServiceSettings, create_app, web
 
 GOOD = {"type": "lumbar", "patient_name": "Rosalind Testpatient", "date_of_birth": "1958-07-14",
@@ -293,13 +297,84 @@ def test_problems_in_spanish(client):
 
 def test_record_problems_in_the_page_words_and_unknown_ones_marked_english():
     english, spanish = web.Words("en"), web.Words("es")
-    long = Problem("patient_name", "is longer than 120 characters", "shorten it")
+    long = Problem("patient_name", "is longer than 120 characters", "shorten it",
+                   code="too_long", values=(("count", "120"),))
     assert web.problem_message(long, english) == "This is too long. Make it 120 letters or shorter."
     assert web.problem_message(long, spanish) == "Es demasiado largo. Use 120 letras o menos."
     odd = Problem("mrn", "is <odd>", "do something")
     assert web.problem_message(odd, english) == "Is &lt;odd&gt;. Do something."
     assert web.problem_message(odd, spanish) == (
         'Revise este dato. <span lang="en">Is &lt;odd&gt;. Do something.</span>')
+    # The English wording does not matter, the code does; a code the page has no words
+    # for, or one without the number its words need, stays as today.
+    reworded = Problem("date_of_birth", "lies after today", "look again", code="future_date")
+    assert web.problem_message(reworded, spanish) == "Esta fecha está en el futuro. Revise el año."
+    for unknown in (Problem("mrn", "is <odd>", "do something", code="no_such_code"),
+                    Problem("mrn", "is <odd>", "do something", code="too_long")):
+        assert web.problem_message(unknown, spanish) == web.problem_message(odd, spanish)
+
+
+def test_every_problem_code_has_page_words_in_every_language():
+    """Each code is declared once (problems.Code); every one the validators raise, and
+    every one declared, has words in each language's [problems], so no problem a nurse
+    can cause falls back to English on a page in another language."""
+    raised = set()
+    for source in (Path(myelo_docs.__file__).parent).rglob("*.py"):
+        raised |= set(re.findall(r"\bCode\.([a-z_0-9]+)", source.read_text("utf-8")))
+    declared = {code.value for code in Code}
+    assert raised == declared, "a code declared and never raised, or raised and not declared"
+    for language in web.page_languages():
+        said = page_words(language)["problems"]
+        assert declared <= set(said), (language, declared - set(said))
+        assert set(said) <= declared, (language, "words for a code no one raises")
+
+
+def test_every_record_check_gives_its_problem_a_code():
+    """Each error record.py's validators raise names its code (an AST walk, so a new
+    check without one fails here)."""
+    import myelo_docs.record as record
+
+    tree = ast.parse(Path(record.__file__).read_text("utf-8"))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id in ("_custom", "user_error")]
+    assert len(calls) >= 15
+    for call in calls:
+        assert any(k.arg == "code" for k in call.keywords), f"line {call.lineno}: no code="
+
+
+def spanish_errors(client, **typed: str) -> tuple[dict[str, str], str]:
+    posted = client.post("/", data={**GOOD, "page_language": "es", **typed})
+    assert posted.status_code == 303 and posted.headers["location"].startswith("/forms/")
+    shown = client.get(posted.headers["location"])
+    assert shown.status_code == 422
+    return parse_form(shown.text).errors, shown.text
+
+
+def test_an_mrn_excel_changed_is_told_in_spanish_on_the_spanish_page(client):
+    errors, text = spanish_errors(client, mrn="1.23E+11")
+    assert errors == {"mrn": "Error: Parece un número que Excel cambió. Escriba el MRN tal "
+                             "como aparece en la pulsera."}
+    assert '<span lang="en">' not in text and "Revise este dato" not in text
+    assert "spreadsheet" not in text  # no advice for a spreadsheet on a typed form
+
+
+@pytest.mark.parametrize(("typed", "code"), [
+    ({"mrn": "123456.0"}, "mrn_decimal"),
+    ({"mrn": "TST-447\u200b1902"}, "invisible_character"),
+    ({"patient_name": "Ros\ufffdlind Testpatient"}, "damaged_text"),
+    ({"patient_name": "Ros?lind Testpatient"}, "damaged_text"),
+    ({"patient_name": "Siobh\u00c3\u00a1n Testpatient"}, "damaged_text"),  # mojibake
+    ({"med_instruction_1": "Questions?? Call us"}, "damaged_text"),
+    ({"patient_name": "\u0301Rosalind Testpatient"}, "starts_with_mark"),
+    ({"patient_name": "Rosq\u0301\u0301lind Testpatient"}, "mark_twice"),
+    ({"physician": "Dr\u00ad Jones"}, "soft_hyphen"),
+    ({"date_of_birth": "2099-01-01"}, "future_date"),
+])
+def test_record_problems_are_spanish_on_the_spanish_page(client, typed, code):
+    errors, text = spanish_errors(client, **typed)
+    (form_id,) = typed
+    assert errors == {form_id: f"Error: {page_words('es')['problems'][code]}"}
+    assert '<span lang="en">' not in text
 
 
 @pytest.mark.parametrize(("typed", "form_id", "message"), [
@@ -315,7 +390,8 @@ def test_record_problems_in_the_page_words_and_unknown_ones_marked_english():
     ({"med_instruction_1": "Restart\u202e Friday."}, "med_instruction_1",
      "This has a hidden character, maybe from copying and pasting. Type it again."),
     ({"patient_name": "Ros?lind Testpatient"}, "patient_name",
-     "Some letters are damaged, maybe from copying and pasting. Type it again."),
+     "Some letters are damaged (a ?, a box or odd letters where a letter should be), maybe "
+     "from copying and pasting. Type it again."),
 ])
 def test_the_record_checks_reach_the_form_in_the_page_words(client, typed, form_id, message):
     """Each problem the record model finds in what a nurse can type, in the page's own

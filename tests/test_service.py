@@ -278,8 +278,20 @@ def test_add_medicine_row_without_javascript(client):
     {"sec-fetch-site": "cross-site", "origin": "http://127.0.0.1"},
 ])
 def test_form_posted_from_another_site_is_refused(client, headers):
-    response = client.post("/", data={"action": "print"}, headers=headers)
+    response = client.post("/", data={"action": "print", "patient_name": "Rosalind Testpatient"},
+                           headers=headers)
     assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Send the form from this page" in response.text
+    assert "Testpatient" not in response.text and "<form" not in response.text.lower()
+
+
+def test_form_posted_from_another_site_is_refused_in_the_page_language(client):
+    response = client.post("/", data={"action": "print", "patient_name": "Rosalind Testpatient"},
+                           headers={"sec-fetch-site": "cross-site", "accept-language": "es"})
+    assert response.status_code == 403 and '<html lang="es">' in response.text
+    assert "Envíe el formulario desde esta página" in response.text
+    assert "Testpatient" not in response.text
 
 
 def test_form_posted_from_our_own_page_is_served(client):

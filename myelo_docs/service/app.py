@@ -299,8 +299,8 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.post("/", include_in_schema=False)
     async def submit(request: Request) -> Response:
-        if _cross_site(request):
-            raise ApiError(403, "Forbidden", "The form was sent from another site", [])
+        if _cross_site(request):  # a page, not JSON: the nurse's browser shows it
+            return html(page.form_refused_html(page_language(request)), 403)
         try:
             state = FormState.from_body(await request.body())
         except UnicodeDecodeError:

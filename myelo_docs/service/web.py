@@ -73,30 +73,6 @@ REQUIRED = ("type", "patient_name", "date_of_birth", "mrn", "procedure_date")
 START_MEDICINE_ROWS = 3
 START_INSTRUCTION_ROWS = 2
 
-# The record's own problems (English, from record.py, intake.py, fonts.py),
-# as the page's message keys; a number caught by the pattern fills the message.
-RECORD_PROBLEMS: tuple[tuple[re.Pattern[str], str, str | None], ...] = tuple(
-    (re.compile(pattern), key, number) for pattern, key, number in (
-        (r"^is not a date", "not_a_date", None),
-        (r"^is not a real calendar date", "not_real_date", None),
-        (r"^is in the future", "future_date", None),
-        (r"^is before 1900", "before_1900", None),
-        (r"^procedure_date is before date_of_birth", "test_before_birth", None),
-        (r"^is more than (\d+) years ago", "too_long_ago", "years"),
-        (r"^is more than .* ahead", "too_far_ahead", None),
-        (r"^does not match the hospital's MRN pattern", "mrn_pattern", None),
-        (r"^is longer than (\d+) characters", "too_long", "count"),
-        (r"^is not a myelogram type", "empty_type", None),
-        (r"^is not a language", "bad_language", None),
-        (r"hidden direction-override|control or unassigned|invisible character",
-         "hidden_character", None),
-        (r"^starts with an accent", "stray_accent", None),
-        (r"^has a character that was lost|^has question marks|^has letters that were changed",
-         "damaged", None),
-        (r"font", "no_font", None),
-    ))
-
-
 @cache
 def page_languages() -> tuple[str, ...]:
     """The languages the page itself has words for."""
@@ -246,12 +222,15 @@ class FormState:
 
 
 def problem_message(problem: Problem, words: Words) -> Markup:
-    """One record problem in the page's words; unknown ones are kept as they are,
-    marked as English, after the page's "check this"."""
-    for pattern, key, number in RECORD_PROBLEMS:
-        found = pattern.search(problem.problem)
-        if found:
-            return words("messages", key, **({number: found.group(1)} if number else {}))
+    """One record problem in the page's words, found by its code (``problems.Code``;
+    the numbers it needs come with it); one without a code, or with a code the page
+    has no words for, is kept as it is, marked as English, after the page's "check
+    this"."""
+    said = words.data.get("problems", {})
+    values = dict(problem.values)
+    if problem.code in said and set(re.findall(r"\{([a-z_]+)\}", said[problem.code])) <= set(
+            values):
+        return words("problems", problem.code, **values)
     english = f"{problem.problem[:1].upper()}{problem.problem[1:]}. " \
               f"{problem.fix[:1].upper()}{problem.fix[1:]}."
     if words.language == "en":
@@ -403,9 +382,17 @@ class NursePage:
                          draft.notice, draft.focus)
 
     def packet_gone_html(self, language: str) -> str:
+        return self._notice_html(language, "packet_gone")
+
+    def form_refused_html(self, language: str) -> str:
+        """A form posted from another page or site: not used, and nothing of it shown."""
+        return self._notice_html(language, "form_refused")
+
+    def _notice_html(self, language: str, key: str) -> str:
+        """A page that only says something (``key``, ``key``_title, ``key``_next)."""
         return self.env.get_template("packet_gone.html.j2").render(
             brand=self.brand, w=Words(language), page_language=language,
-            page_languages=self.page_languages, version=__version__)
+            page_languages=self.page_languages, version=__version__, key=key)
 
     def brand_css(self) -> str:
         return (f":root {{ --primary: {self.brand.primary_colour}; "
