@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .batch import Summary, run_batch, validate_csv
-from .cli import PAPER, handle_errors, intake_settings, main, mrn_pattern_option
+from .cli_options import PAPER, handle_errors, intake_settings, mrn_pattern_option
 from .errors import ROWS_FAILED, ConfigError, OutputError, RecordError, exit_codes_help
 from .render_settings import RenderSettings
 
@@ -65,7 +65,7 @@ def _print_problems(results: list, limit: int | None = None) -> None:
         click.echo(f"  ... and {len(bad) - limit} more (see manifest.csv)", err=True)
 
 
-@main.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code, ROWS_FAILED))
+@click.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code, ROWS_FAILED))
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--encoding", help=ENCODING_HELP)
 @click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
@@ -89,7 +89,7 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
     sys.exit(ROWS_FAILED if problems else 0)
 
 
-@main.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code,
+@click.command(epilog=exit_codes_help(RecordError.exit_code, ConfigError.exit_code,
                                     OutputError.exit_code, ROWS_FAILED))
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
+from .document import display_identifiers
 from .errors import Problem, SelfCheckError
 from .output import write_atomic
 from .record import PacketRecord
-from .render import Renderer, display_identifiers
+from .render import Renderer
 from .stamp import check_codes, payloads_for
 from .verify import check_pages, page_texts
 

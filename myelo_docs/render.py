@@ -12,7 +12,6 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from . import __version__
 from .assets import templates_dir
 from .brand import Brand, load_brand
 from .content import Content, load_content, localised
+from .document import Document, display_identifiers
 from .errors import ConfigError, MissingGlyphError, Problem
 from .fetcher import LockedFetcher
 from .fonts import FontSet, check_glyphs, font_set, header_lines
@@ -32,7 +32,7 @@ from .provenance import CODE_FORMAT, add_info, content_provenance, renderer_prov
 from .record import MyelogramType, PacketRecord, language_code, text_fields, validate_record
 from .stamp import PayloadFor, payloads_for, stamp_pages
 from .tagging import finish_tags
-from .verify import Identifiers, verify_pdf
+from .verify import verify_pdf
 
 if TYPE_CHECKING:
     from weasyprint import CSS
@@ -76,26 +76,6 @@ PDF_VARIANT = "pdf/ua-1"
 # --archive: PDF/A-3u for the record, still tagged (WeasyPrint writes one
 # identification per file, so it claims PDF/A-3u, not PDF/UA as well).
 ARCHIVE_VARIANT = "pdf/a-3u"
-
-
-@dataclass(frozen=True)
-class Document:
-    """A rendered, self-checked PDF."""
-
-    pdf: bytes
-    pages: int
-    kind: str  # "packet" or "handout"
-    language: str
-    tagged: bool = True  # a tagged (PDF/UA) structure tree is kept
-    path: str = "full"  # "fast": from a cached template (fastpath/); "full": WeasyPrint
-
-
-def display_identifiers(record: PacketRecord) -> Identifiers:
-    return Identifiers(
-        name=record.patient_name,
-        dob=format_date(record.date_of_birth, format="long", locale=record.language),
-        mrn=record.mrn,
-    )
 
 
 class Renderer:

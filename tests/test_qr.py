@@ -16,8 +16,8 @@ from pypdf import PdfReader, PdfWriter
 from conftest import BASE_RECORD, record
 from myelo_docs import SelfCheckError, render, validate_record
 from myelo_docs.cli import main
+from myelo_docs.document import display_identifiers
 from myelo_docs.fastpath import packet as fast_packet
-from myelo_docs.render import display_identifiers
 from myelo_docs.stamp import code_matrix, payloads_for, stamp_pages
 from myelo_docs.verify import shows, squash, verify_pdf
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from babel.dates import format_date
 
+from ..document import Document, display_identifiers
 from ..errors import Problem, SelfCheckError
 from ..record import PacketRecord
 from ..stamp import code_box, code_matrix, drawing, payloads_for
@@ -53,10 +54,8 @@ class FastPackets:
         self._read_in_full: set[tuple[Any, ...]] = set()
 
     def packet(self, record: PacketRecord) -> Any:
-        """The packet as a render.Document; raises Unsure (with the reason) when
-        this record needs the full render."""
-        from ..render import Document, display_identifiers
-
+        """The packet as a Document; raises Unsure (with the reason) when this
+        record needs the full render."""
         ids = display_identifiers(record)
         lang = record.language
         values = {
