@@ -19,13 +19,14 @@ import json
 import resource
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
-from bench_service import free_port, rss_mb
+from bench_service import free_port, rss_mb, wait_until_ready
 
 from myelo_docs.demo import DEMO_RECORD
 
@@ -47,16 +48,11 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "serve.log"
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [str(Path(__file__).resolve().parent.parent / ".venv/bin/myelo-docs"), "serve",
+            [str(Path(sys.executable).parent / "myelo-docs"), "serve",
              "--port", str(port), "--read-timeout", args.read_timeout],
             stdout=sink, stderr=subprocess.STDOUT, preexec_fn=limit_files)
     try:
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(server, url)
         record = json.dumps(DEMO_RECORD).encode()
         before = rss_mb(server.pid)
         head = (f"POST /v1/packets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "

@@ -60,6 +60,19 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def wait_until_ready(server: subprocess.Popen[bytes], url: str, seconds: float = 120) -> None:
+    """Until /healthz answers 200; exits the benchmark if the server stops or takes too long."""
+    started = time.perf_counter()
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if server.poll() is not None or time.perf_counter() - started > seconds:
+            sys.exit("the server did not start")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -87,14 +100,7 @@ def main() -> None:
             env={**os.environ, "MYELO_DOCS_TOKEN": "", "MYELO_DOCS_CACHE_DIR": cache})
     started = time.perf_counter()
     try:
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-            if server.poll() is not None or time.perf_counter() - started > 120:
-                sys.exit("the server did not start")
+        wait_until_ready(server, url)
         print(f"server ready in {time.perf_counter() - started:.1f} s "
               f"({args.workers} workers, queue {args.queue})")
         with httpx.Client(base_url=url, timeout=120) as client:
