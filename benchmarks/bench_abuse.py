@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from bench_service import free_port, rss_mb, wait_until_ready
 
-from myelo_docs.demo import DEMO_RECORD
+from myelo_docs.cli.demo import DEMO_RECORD
 
 
 def limit_files() -> None:

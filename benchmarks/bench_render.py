@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from myelo_docs import get_renderer
-from myelo_docs.demo import DEMO_RECORD
+from myelo_docs.cli.demo import DEMO_RECORD
 
 
 def harfbuzz_subsetting() -> bool:

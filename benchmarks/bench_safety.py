@@ -11,12 +11,12 @@ import statistics
 import time
 from collections.abc import Callable
 
-import myelo_docs.render as render
+import myelo_docs.render.engine as render
 from myelo_docs import get_renderer, validate_record
-from myelo_docs.demo import DEMO_RECORD
-from myelo_docs.encrypt import encrypt_pdf
-from myelo_docs.stamp import check_codes, payloads_for
-from myelo_docs.verify import check_pages, page_texts
+from myelo_docs.cli.demo import DEMO_RECORD
+from myelo_docs.output.encrypt import encrypt_pdf
+from myelo_docs.render.stamp import check_codes, payloads_for
+from myelo_docs.verify.selfcheck import check_pages, page_texts
 
 
 def median_ms(action: Callable[[], object], runs: int) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from myelo_docs.demo import DEMO_RECORD
+from myelo_docs.cli.demo import DEMO_RECORD
 
 
 def free_port() -> int:

@@ -3,7 +3,8 @@
 __version__ = "0.1.0"
 RELEASE_DATE = "2026-11-30"  # of this version (the FHIR CapabilityStatement says it)
 
-from .errors import (  # noqa: E402
+from myelo_docs.render.engine import Document, Renderer, get_renderer, render_handout, render_packet  # noqa: E402
+from myelo_docs.schema.errors import (  # noqa: E402
     ConfigError,
     MissingGlyphError,
     MyeloDocsError,
@@ -12,9 +13,8 @@ from .errors import (  # noqa: E402
     RecordError,
     SelfCheckError,
 )
-from .record import Medication, MyelogramType, PacketRecord, validate_record  # noqa: E402
-from .render import Document, Renderer, get_renderer, render_handout, render_packet  # noqa: E402
-from .schema import record_schema  # noqa: E402
+from myelo_docs.schema.json_schema import record_schema  # noqa: E402
+from myelo_docs.schema.record import Medication, MyelogramType, PacketRecord, validate_record  # noqa: E402
 
 __all__ = [
     "ConfigError",

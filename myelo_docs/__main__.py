@@ -1,3 +1,3 @@
-from .cli import main
+from myelo_docs.cli.main import main
 
 main()

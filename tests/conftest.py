@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from myelo_docs import get_renderer, intake
+from myelo_docs import get_renderer
+from myelo_docs.schema import intake
 
 ROOT = Path(__file__).resolve().parent.parent
 # Fast-path templates go to a cache of this test run's own (shared by its

@@ -9,8 +9,8 @@ import pikepdf
 import pytest
 from pdfua import validate
 
-from myelo_docs.brand import load_brand
-from myelo_docs.content import available_languages, load_content
+from myelo_docs.content.loader import available_languages, load_content
+from myelo_docs.schema.brand import load_brand
 
 LANGUAGES = {"en": "en-US"}
 
@@ -150,7 +150,7 @@ def test_archive_variant_is_pdfa_3u_and_stays_tagged(renderer, tmp_path):
 def test_archive_refuses_encryption(monkeypatch):
     from click.testing import CliRunner
 
-    from myelo_docs.cli import main
+    from myelo_docs.cli.main import main
 
     monkeypatch.setenv("MYELO_TEST_PASSWORD", "a long enough password")
     result = CliRunner().invoke(main, [

@@ -36,10 +36,10 @@ from myelo_docs import (
     validate_record,
 )
 from myelo_docs.assets import builtin_brands_dir
-from myelo_docs.cli import main
-from myelo_docs.fonts import check_glyphs
-from myelo_docs.output import write_atomic
-from myelo_docs.record import (
+from myelo_docs.cli.main import main
+from myelo_docs.output.files import write_atomic
+from myelo_docs.render.fonts import check_glyphs
+from myelo_docs.schema.record import (
     MAX_FOLLOW_UP,
     MAX_FREE_TEXT,
     MAX_INSTRUCTIONS,
@@ -48,7 +48,7 @@ from myelo_docs.record import (
     MAX_NAME,
     text_fields,
 )
-from myelo_docs.verify import shows, squash
+from myelo_docs.verify.selfcheck import shows, squash
 
 settings.register_profile("ci", max_examples=25, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])

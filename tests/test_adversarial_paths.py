@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from test_security import Listener
 
 from conftest import BASE_RECORD, ROOT, flat, pages_text
-from myelo_docs.batch import validate_csv
-from myelo_docs.csv_input import CsvError
-from myelo_docs.errors import RecordError
-from myelo_docs.fhir import packet_from_bundle
+from myelo_docs.batch.run import validate_csv
+from myelo_docs.formats.csv_input import CsvError
+from myelo_docs.formats.fhir import packet_from_bundle
+from myelo_docs.schema.errors import RecordError
 from myelo_docs.service import RenderPool, RenderSettings, create_app
-from myelo_docs.verify import shows, squash
+from myelo_docs.verify.selfcheck import shows, squash
 
 DEEP = os.environ.get("MYELO_DOCS_HYPOTHESIS") == "deep"
 PARSED = 300 if DEEP else 30   # examples that only parse and validate

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import myelo_docs
 from conftest import BASE_RECORD, ROOT, flat, pages_text
-from myelo_docs.cli import main
+from myelo_docs.cli.main import main
 
 
 def readme_python(section: str) -> str:

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import flat, pages_text
-from myelo_docs.batch import validate_csv
-from myelo_docs.cli import main
-from myelo_docs.csv_input import CsvError, open_csv, record_to_row, row_to_data
-from myelo_docs.filenames import check_pattern, file_name, sanitise
-from myelo_docs.record import validate_record
+from myelo_docs.batch.run import validate_csv
+from myelo_docs.cli.main import main
+from myelo_docs.formats.csv_input import CsvError, open_csv, record_to_row, row_to_data
+from myelo_docs.output.filenames import check_pattern, file_name, sanitise
+from myelo_docs.schema.record import validate_record
 
 HEADER = "type,patient_name,date_of_birth,mrn,procedure_date,medications,instructions\n"
 GOOD = [
@@ -138,7 +138,7 @@ def test_encodings_and_dialects(tmp_path, variant):
     path.write_bytes(raw)
     source, problems = validate_csv(path, encoding="cp1252" if variant == "cp1252" else None)
     assert source.rows == 1 and problems == []
-    from myelo_docs.csv_input import iter_rows
+    from myelo_docs.formats.csv_input import iter_rows
 
     (_, cells), = list(iter_rows(source))
     record = validate_record(row_to_data(cells))
@@ -294,8 +294,8 @@ def test_print_file_check_refuses_a_page_from_another_packet(tmp_path, renderer)
     """The print file is checked page by page: a swapped page stops it."""
     from pypdf import PdfReader, PdfWriter
 
-    from myelo_docs.combined import build_combined
-    from myelo_docs.errors import SelfCheckError
+    from myelo_docs.batch.print_file import build_combined
+    from myelo_docs.schema.errors import SelfCheckError
 
     first = validate_record({"type": "lumbar", "patient_name": "Pat One",
                              "date_of_birth": "1960-01-01", "mrn": "S-1",

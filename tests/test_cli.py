@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BASE_RECORD, flat, pages_text
-from myelo_docs.cli import main
+from myelo_docs.cli.main import main
 
 FLAGS = [
     "--type", "cervical", "--patient-name", "Rosalind Testpatient",

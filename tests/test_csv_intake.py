@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, flat, pages_text
-from myelo_docs.batch import run_batch, validate_csv
-from myelo_docs.cli import main
-from myelo_docs.csv_input import (
+from myelo_docs.batch.run import run_batch, validate_csv
+from myelo_docs.cli.main import main
+from myelo_docs.formats.csv_input import (
     ColumnMap,
     CsvError,
     column_label,
@@ -29,9 +29,9 @@ from myelo_docs.csv_input import (
     open_csv,
     row_to_data,
 )
-from myelo_docs.errors import ConfigError
-from myelo_docs.intake import IntakeSettings
-from myelo_docs.record import validate_record
+from myelo_docs.schema.errors import ConfigError
+from myelo_docs.schema.intake import IntakeSettings
+from myelo_docs.schema.record import validate_record
 
 CASES = ROOT.parent / "shared" / "cases" / "intake"
 FIELDS = ["type", "patient_name", "date_of_birth", "mrn", "procedure_date"]

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from conftest import BASE_RECORD, flat, pages_text
-from myelo_docs.cli import main
-from myelo_docs.encrypt import encrypt_pdf
+from myelo_docs.cli.main import main
+from myelo_docs.output.encrypt import encrypt_pdf
 
 PASSWORD = "Orchid-Lantern-93"
 

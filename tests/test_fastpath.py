@@ -19,7 +19,7 @@ from myelo_docs import SelfCheckError, get_renderer
 from myelo_docs.fastpath import cache as template_cache
 from myelo_docs.fastpath import template
 from myelo_docs.fastpath.packet import FastPackets
-from myelo_docs.record import validate_record
+from myelo_docs.schema.record import validate_record
 
 MEDS = [
     {"name": "Warfarin", "instruction": "Restart on Friday unless your doctor tells you "

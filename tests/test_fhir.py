@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from conftest import ROOT, flat, pages_text
 from myelo_docs import RecordError
-from myelo_docs.cli import main
-from myelo_docs.fhir import packet_from_bundle
-from myelo_docs.intake import IntakeSettings
+from myelo_docs.cli.main import main
+from myelo_docs.formats.fhir import packet_from_bundle
+from myelo_docs.schema.intake import IntakeSettings
 
 DATA = ROOT / "tests" / "data" / "fhir"
 

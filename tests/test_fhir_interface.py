@@ -18,10 +18,10 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from conftest import ROOT, flat, pages_text
-from myelo_docs.brand import load_brand
-from myelo_docs.cli import main
-from myelo_docs.fhir import packet_from_bundle
-from myelo_docs.fhir_out import document_id, document_reference, fhirpath, transaction
+from myelo_docs.cli.main import main
+from myelo_docs.formats.fhir import packet_from_bundle
+from myelo_docs.formats.fhir_out import document_id, document_reference, fhirpath, transaction
+from myelo_docs.schema.brand import load_brand
 from myelo_docs.service import RenderPool, RenderSettings, ServiceSettings, create_app
 from myelo_docs.service.fhir_api import negotiate
 
@@ -79,7 +79,7 @@ def test_subject_refers_to_the_servers_patient_when_given():
 
 
 def test_an_mrn_given_by_hand_takes_the_hospitals_system():
-    from myelo_docs.intake import IntakeSettings
+    from myelo_docs.schema.intake import IntakeSettings
 
     packet = packet_from_bundle(bundle(), {"procedure_date": "2026-11-25", "mrn": "TST-1"},
                                 IntakeSettings(mrn_systems=("urn:oid:1.2.3",)))

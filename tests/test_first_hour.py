@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BASE_RECORD
-from myelo_docs.batch import Summary
-from myelo_docs.cli import check_output, main
-from myelo_docs.cli_batch import Progress
-from myelo_docs.content import available_languages
-from myelo_docs.errors import MissingGlyphError, OutputError
-from myelo_docs.fonts import check_glyphs, font_set
+from myelo_docs.batch.run import Summary
+from myelo_docs.cli.batch import Progress
+from myelo_docs.cli.main import check_output, main
+from myelo_docs.content.loader import available_languages
+from myelo_docs.render.fonts import check_glyphs, font_set
+from myelo_docs.schema.errors import MissingGlyphError, OutputError
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts" / "install.sh"
@@ -295,7 +295,7 @@ def test_batch_progress_shows_no_rate_before_a_packet_is_rendered(capsys):
 
 
 def test_the_quick_start_json_example_is_a_valid_record():
-    from myelo_docs.record import validate_record
+    from myelo_docs.schema.record import validate_record
 
     record = validate_record(json.loads((ROOT / "examples" / "record.json").read_text()))
     assert record.type.value == "lumbar"
@@ -369,7 +369,7 @@ def test_fhir_out_over_an_existing_file_names_the_flag_before_rendering(tmp_path
 def test_a_brand_file_cannot_set_where_its_logo_may_come_from(tmp_path):
     import shutil
 
-    from myelo_docs.brand import load_brand
+    from myelo_docs.schema.brand import load_brand
 
     shutil.copytree(Path(load_brand().folder), tmp_path / "brand")
     with (tmp_path / "brand" / "brand.toml").open("a") as fh:

@@ -23,13 +23,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BASE_RECORD, ROOT
-from myelo_docs import batch as batch_module
-from myelo_docs.batch import INCOMPLETE, Manifest, RowResult, _Plan, _prepare_out_dir
-from myelo_docs.cli import main
-from myelo_docs.csv_input import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ROW_CHARS
-from myelo_docs.errors import InvalidJSON, OutputError, RecordError
-from myelo_docs.json_input import parse_json, shown_key
-from myelo_docs.output import create_private, write_atomic
+from myelo_docs.batch import run as batch_module
+from myelo_docs.batch.run import INCOMPLETE, Manifest, RowResult, _Plan, _prepare_out_dir
+from myelo_docs.cli.main import main
+from myelo_docs.formats.csv_input import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ROW_CHARS
+from myelo_docs.formats.json_input import parse_json, shown_key
+from myelo_docs.output.files import create_private, write_atomic
+from myelo_docs.schema.errors import InvalidJSON, OutputError, RecordError
 
 HEADER = "type,patient_name,date_of_birth,mrn,procedure_date\n"
 ROW = "lumbar,Ann Linkcheck,1960-01-01,L-001,2026-11-25\n"
@@ -579,7 +579,7 @@ def fake_combined(monkeypatch):
         write_atomic(Path(target), b"%PDF-print", overwrite=overwrite)
         return 3
 
-    monkeypatch.setattr("myelo_docs.combined.build_combined", build)
+    monkeypatch.setattr("myelo_docs.batch.print_file.build_combined", build)
     return targets
 
 
@@ -601,7 +601,7 @@ def test_a_print_file_inside_out_is_built_in_incomplete(tmp_path, fake_combined)
 
 
 def test_a_batch_with_its_print_file_inside_out_leaves_only_its_files(tmp_path, monkeypatch):
-    from myelo_docs import combined
+    from myelo_docs.batch import print_file as combined
 
     built_in: list[Path] = []
     real_write = combined.write_atomic

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from myelo_docs import RecordError
-from myelo_docs.fhir import FhirPacket, packet_from_bundle
-from myelo_docs.intake import IntakeSettings
+from myelo_docs.formats.fhir import FhirPacket, packet_from_bundle
+from myelo_docs.schema.intake import IntakeSettings
 
 V2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 V2_OLD = "http://hl7.org/fhir/v2/0203"

@@ -17,8 +17,8 @@ from test_qr import decode_pages
 
 from conftest import ROOT, flat, pages_text, record
 from myelo_docs import RecordError, validate_record
-from myelo_docs.cli import main
-from myelo_docs.intake import IntakeSettings
+from myelo_docs.cli.main import main
+from myelo_docs.schema.intake import IntakeSettings
 from myelo_docs.service import RenderPool, RenderSettings, ServiceSettings, create_app
 
 CASES = ROOT.parent / "shared" / "cases" / "intake"

@@ -16,9 +16,10 @@ import sys
 import pytest
 
 from conftest import record
-from myelo_docs import RecordError, SelfCheckError, render
-from myelo_docs.encrypt import encrypt_pdf
-from myelo_docs.stamp import payloads_for, stamp_pages
+from myelo_docs import RecordError, SelfCheckError
+from myelo_docs.output.encrypt import encrypt_pdf
+from myelo_docs.render import engine as render
+from myelo_docs.render.stamp import payloads_for, stamp_pages
 
 PATIENT = record(patient_name="Zebulon Quixotic-Testperson", date_of_birth="1947-02-19",
                  mrn="ZQX-5550417", nurse="Nurse Ophelia Markwell")

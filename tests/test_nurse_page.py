@@ -18,8 +18,8 @@ from test_service import PHI, TOKEN, parse_form
 import myelo_docs
 from conftest import pages_text
 from myelo_docs.assets import content_dir
-from myelo_docs.errors import Problem
-from myelo_docs.problems import Code
+from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.problems import Code
 from myelo_docs.service import RenderPool, RenderSettings, ServiceSettings, create_app, web
 
 GOOD = {"type": "lumbar", "patient_name": "Rosalind Testpatient", "date_of_birth": "1958-07-14",
@@ -332,7 +332,7 @@ def test_every_problem_code_has_page_words_in_every_language():
 def test_every_record_check_gives_its_problem_a_code():
     """Each error record.py's validators raise names its code (an AST walk, so a new
     check without one fails here)."""
-    import myelo_docs.record as record
+    import myelo_docs.schema.record as record
 
     tree = ast.parse(Path(record.__file__).read_text("utf-8"))
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)

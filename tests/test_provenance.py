@@ -14,11 +14,17 @@ from pypdf import PdfReader, PdfWriter
 from conftest import BASE_RECORD, flat, pages_text
 from myelo_docs import __version__, get_renderer
 from myelo_docs.assets import builtin_brands_dir, templates_dir
-from myelo_docs.brand import load_brand
-from myelo_docs.cli import main
-from myelo_docs.content import Content, load_content
-from myelo_docs.protocol import load_protocol
-from myelo_docs.provenance import KEYS, brand_hash, content_hash, protocol_hash, templates_hash
+from myelo_docs.cli.main import main
+from myelo_docs.content.loader import Content, load_content
+from myelo_docs.schema.brand import load_brand
+from myelo_docs.schema.protocol import load_protocol
+from myelo_docs.verify.provenance import (
+    KEYS,
+    brand_hash,
+    content_hash,
+    protocol_hash,
+    templates_hash,
+)
 
 PATIENT = [BASE_RECORD["patient_name"], "Rosalind", "Testpatient", BASE_RECORD["mrn"], "4471902",
            BASE_RECORD["date_of_birth"], "July 14, 1958", "1958"]
@@ -95,7 +101,7 @@ def test_hashes_follow_what_was_used(tmp_path, monkeypatch):
     # templates: any file in the folder, the stylesheet included
     copied = tmp_path / "templates"
     shutil.copytree(templates_dir(), copied)
-    monkeypatch.setattr("myelo_docs.provenance.templates_dir", lambda: copied)
+    monkeypatch.setattr("myelo_docs.verify.provenance.templates_dir", lambda: copied)
     before = templates_hash()
     (copied / "print.css").write_text((copied / "print.css").read_text() + "/* */\n")
     assert templates_hash() != before

@@ -14,12 +14,13 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from conftest import BASE_RECORD, record
-from myelo_docs import SelfCheckError, render, validate_record
-from myelo_docs.cli import main
-from myelo_docs.document import display_identifiers
+from myelo_docs import SelfCheckError, validate_record
+from myelo_docs.cli.main import main
 from myelo_docs.fastpath import packet as fast_packet
-from myelo_docs.stamp import code_matrix, payloads_for, stamp_pages
-from myelo_docs.verify import shows, squash, verify_pdf
+from myelo_docs.render import engine as render
+from myelo_docs.render.document import display_identifiers
+from myelo_docs.render.stamp import code_matrix, payloads_for, stamp_pages
+from myelo_docs.verify.selfcheck import shows, squash, verify_pdf
 
 OTHER = record(patient_name="Bartholomew Otherperson", date_of_birth="1970-01-02",
                mrn="OTH-0000017")

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from myelo_docs.assets import content_dir
-from myelo_docs.cli import main
-from myelo_docs.content import available_languages
-from myelo_docs.readability import check
+from myelo_docs.cli.main import main
+from myelo_docs.content.loader import available_languages
+from myelo_docs.content.readability import check
 
 HANDOUT_IDS = re.compile(r'^id = "([a-z-]+)"', re.M)
 

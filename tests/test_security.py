@@ -12,7 +12,7 @@ import pytest
 from conftest import flat, pages_text, record
 from myelo_docs import ConfigError, get_renderer
 from myelo_docs.assets import builtin_brands_dir, fonts_dir, templates_dir
-from myelo_docs.fetcher import LockedFetcher, RefusedURL
+from myelo_docs.render.fetcher import LockedFetcher, RefusedURL
 
 
 class Listener:

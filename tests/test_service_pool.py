@@ -20,7 +20,7 @@ from test_service import PHI, Server, running_server
 
 from conftest import BASE_RECORD, flat, pages_text
 from myelo_docs import ConfigError
-from myelo_docs.record import MAX_FREE_TEXT, MAX_INSTRUCTIONS, MAX_MEDICATIONS
+from myelo_docs.schema.record import MAX_FREE_TEXT, MAX_INSTRUCTIONS, MAX_MEDICATIONS
 from myelo_docs.service import RenderPool, RenderSettings
 from myelo_docs.service.pool import Busy, Rendered, RenderTimeout, WorkerLost
 

@@ -8,8 +8,8 @@ import pytest
 
 from myelo_docs import ConfigError
 from myelo_docs.assets import builtin_brands_dir
-from myelo_docs.brand import load_brand
-from myelo_docs.protocol import load_protocol
+from myelo_docs.schema.brand import load_brand
+from myelo_docs.schema.protocol import load_protocol
 
 
 def brand_with(tmp_path, old: str, new: str):

@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from myelo_docs.assets import content_dir
-from myelo_docs.content import CONTENT_FILES, available_languages
+from myelo_docs.content.loader import CONTENT_FILES, available_languages
 
 TYPES = ("cervical", "thoracic", "lumbar")
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..provenance import content_provenance
-from .template import ONE_LINE, Lines, PlanTags, Site, Template, build
+from myelo_docs import __version__
+from myelo_docs.fastpath.template import ONE_LINE, Lines, PlanTags, Site, Template, build
+from myelo_docs.verify.provenance import content_provenance
 
 FORMAT = 5  # bump when template.py cuts templates differently
 

@@ -18,14 +18,9 @@ from typing import Any
 
 from babel.dates import format_date
 
-from ..document import Document, display_identifiers
-from ..errors import Problem, SelfCheckError
-from ..record import PacketRecord
-from ..stamp import code_box, code_matrix, drawing, payloads_for
-from ..verify import page_count, verify_pdf
-from .cache import TemplateCache
-from .pdffont import EmbeddedFace, bundled_chain
-from .plan import (
+from myelo_docs.fastpath.cache import TemplateCache
+from myelo_docs.fastpath.pdffont import EmbeddedFace, bundled_chain
+from myelo_docs.fastpath.plan import (
     TEXT,
     Fonts,
     Geometry,
@@ -37,8 +32,13 @@ from .plan import (
     show,
     wrap_measured,
 )
-from .plan import stack as stack_blocks
-from .template import FALLBACK_MARK, MM, ONE_LINE, PX, TEXT_SLOTS, Template
+from myelo_docs.fastpath.plan import stack as stack_blocks
+from myelo_docs.fastpath.template import FALLBACK_MARK, MM, ONE_LINE, PX, TEXT_SLOTS, Template
+from myelo_docs.render.document import Document, display_identifiers
+from myelo_docs.render.stamp import code_box, code_matrix, drawing, payloads_for
+from myelo_docs.schema.errors import Problem, SelfCheckError
+from myelo_docs.schema.record import PacketRecord
+from myelo_docs.verify.selfcheck import page_count, verify_pdf
 
 _COLLAPSE = re.compile(r"[ \t\r\n\f]+")  # CSS white-space: normal
 

@@ -27,7 +27,7 @@ import pikepdf
 from fontTools import subset
 from fontTools.ttLib import TTFont
 
-from ..assets import fonts_dir
+from myelo_docs.assets import fonts_dir
 
 
 def _repertoire() -> frozenset[int]:

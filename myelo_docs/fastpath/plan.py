@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .pdffont import EmbeddedFace
-from .template import MM
+from myelo_docs.fastpath.pdffont import EmbeddedFace
+from myelo_docs.fastpath.template import MM
 
 # Break opportunities we model, as Unicode line breaking (UAX #14) gives them
 # for our text: after a space, and after a hyphen, dash or slash followed by a

@@ -25,8 +25,8 @@ from typing import Any
 import pikepdf
 from pikepdf import Array, Name
 
-from ..provenance import CODE_FORMAT
-from .pdffont import bundled_chain
+from myelo_docs.fastpath.pdffont import bundled_chain
+from myelo_docs.verify.provenance import CODE_FORMAT
 
 PX = 0.75  # WeasyPrint draws in CSS pixels: 1 px = 0.75 pt
 MM = 96 / 25.4  # CSS pixels per millimetre

@@ -13,11 +13,11 @@ from typing import Any
 
 import uvicorn
 
-from ..errors import ConfigError, Problem
-from .app import ServiceSettings, check_binding, create_app
-from .connections import BACKLOG, http_protocol, open_files_for, server_tls
-from .door import TOKEN_VARIABLE
-from .pool import RenderPool, RenderSettings
+from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.service.app import ServiceSettings, check_binding, create_app
+from myelo_docs.service.connections import BACKLOG, http_protocol, open_files_for, server_tls
+from myelo_docs.service.door import TOKEN_VARIABLE
+from myelo_docs.service.pool import RenderPool, RenderSettings
 
 __all__ = ["RenderPool", "RenderSettings", "ServiceSettings", "create_app",
            "serve", "token_from_environment"]

@@ -18,22 +18,42 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from ..brand import load_brand
-from ..content import available_languages, load_content
-from ..errors import MyeloDocsError, Problem, RecordError
-from ..intake import IntakeSettings
-from ..output import default_packet_name
-from ..problems import problems_from
-from ..record import MyelogramType, validate_record
-from ..render import validate_language
-from ..schema import record_schema
-from .common import PDF_RESPONSES, REF, ApiError, error_body, json_body, pdf_response
-from .door import ANY_HOST, LOOPBACK_NAMES, TOKEN_VARIABLE, Door, check_token, host_name
-from .fhir_api import FHIR_PACKETS, METADATA_PATHS, FhirErrors, FhirPacketRequest, add_fhir_routes
-from .middleware import AccessLog, Guard, NoTracebacks
-from .pool import Busy, RenderPool, RenderTimeout, WorkerLost
-from .web import (
+from myelo_docs import __version__
+from myelo_docs.content.loader import available_languages, load_content
+from myelo_docs.output.files import default_packet_name
+from myelo_docs.render.engine import validate_language
+from myelo_docs.schema.brand import load_brand
+from myelo_docs.schema.errors import MyeloDocsError, Problem, RecordError
+from myelo_docs.schema.intake import IntakeSettings
+from myelo_docs.schema.json_schema import record_schema
+from myelo_docs.schema.problems import problems_from
+from myelo_docs.schema.record import MyelogramType, validate_record
+from myelo_docs.service.common import (
+    PDF_RESPONSES,
+    REF,
+    ApiError,
+    error_body,
+    json_body,
+    pdf_response,
+)
+from myelo_docs.service.door import (
+    ANY_HOST,
+    LOOPBACK_NAMES,
+    TOKEN_VARIABLE,
+    Door,
+    check_token,
+    host_name,
+)
+from myelo_docs.service.fhir_api import (
+    FHIR_PACKETS,
+    METADATA_PATHS,
+    FhirErrors,
+    FhirPacketRequest,
+    add_fhir_routes,
+)
+from myelo_docs.service.middleware import AccessLog, Guard, NoTracebacks
+from myelo_docs.service.pool import Busy, RenderPool, RenderTimeout, WorkerLost
+from myelo_docs.service.web import (
     FORM_PATH,
     PACKET_PATH,
     STATIC,
@@ -110,7 +130,7 @@ def is_loopback(host: str) -> bool:
 def check_binding(settings: ServiceSettings) -> None:
     """Refuse to listen beyond this machine without a token, with a token that can
     be guessed, or on every address without the names clients will use."""
-    from ..errors import ConfigError
+    from myelo_docs.schema.errors import ConfigError
 
     if settings.token is not None:
         check_token(settings.token)

@@ -9,8 +9,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from ..errors import InvalidJSON, Problem
-from ..json_input import parse_json
+from myelo_docs.formats.json_input import parse_json
+from myelo_docs.schema.errors import InvalidJSON, Problem
 
 JSON = "application/json"
 FHIR_JSON = "application/fhir+json"

@@ -35,7 +35,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .middleware import access_log, request_timeout
+from myelo_docs.service.middleware import access_log, request_timeout
 
 log = logging.getLogger("myelo_docs.service")
 REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its 503 to be read

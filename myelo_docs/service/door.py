@@ -25,8 +25,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from ..errors import ConfigError, Problem
-from .middleware import ASGIApp, Receive, Scope, Send, client_address, send_json
+from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.service.middleware import ASGIApp, Receive, Scope, Send, client_address, send_json
 
 TOKEN_VARIABLE = "MYELO_DOCS_TOKEN"
 TOKEN_MIN_LENGTH = 32

@@ -17,12 +17,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import RELEASE_DATE
-from ..brand import Brand
-from ..errors import Problem, RecordError
-from ..fhir_out import PATIENT_REFERENCE
-from ..output import default_packet_name
-from .common import (
+from myelo_docs import RELEASE_DATE
+from myelo_docs.formats.fhir_out import PATIENT_REFERENCE
+from myelo_docs.output.files import default_packet_name
+from myelo_docs.schema.brand import Brand
+from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.service.common import (
     FHIR_JSON,
     JSON,
     LEGACY_FHIR_JSON,
@@ -33,7 +33,7 @@ from .common import (
     json_body,
     pdf_response,
 )
-from .middleware import ASGIApp, Message, Receive, Scope, Send
+from myelo_docs.service.middleware import ASGIApp, Message, Receive, Scope, Send
 
 FHIR_BASE = "/v1/fhir"
 FHIR_PACKETS = f"{FHIR_BASE}/packets"
@@ -195,7 +195,7 @@ class FhirErrors:
 
     @staticmethod
     async def _send_outcome(send: Send, start: Message, body: bytes) -> None:
-        from ..fhir_out import operation_outcome
+        from myelo_docs.formats.fhir_out import operation_outcome
 
         status = start["status"]
         try:
@@ -223,8 +223,8 @@ def add_fhir_routes(app: FastAPI, render: Render, intake: Any, brand: Brand,
     ``render``: renders a record in the pool (its errors are the app's);
     ``intake``: the hospital's IntakeSettings; ``max_bundle``: bytes.
     """
-    from ..fhir import packet_from_bundle
-    from ..fhir_out import capability_statement, document_reference, transaction
+    from myelo_docs.formats.fhir import packet_from_bundle
+    from myelo_docs.formats.fhir_out import capability_statement, document_reference, transaction
 
     @app.api_route(METADATA_PATHS[0], methods=["GET", "HEAD"], tags=["FHIR"],
                    summary="The FHIR CapabilityStatement", response_class=Response)

@@ -66,10 +66,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .. import errors
-from ..errors import MyeloDocsError, Problem
-from ..record import record_model
-from ..render_settings import RenderSettings
+from myelo_docs.render.options import RenderSettings
+from myelo_docs.schema import errors
+from myelo_docs.schema.errors import MyeloDocsError, Problem
+from myelo_docs.schema.record import record_model
 
 log = logging.getLogger("myelo_docs.service")
 
@@ -122,7 +122,7 @@ def _start_worker(settings: RenderSettings) -> None:
 def _warm_up(renderer: Any) -> None:
     """Fonts, WeasyPrint's caches and the everyday packet templates, loaded (or, the
     first time on this machine, rendered) before the first nurse is waiting."""
-    from ..demo import DEMO_RECORD
+    from myelo_docs.cli.demo import DEMO_RECORD
 
     for type_name in ("lumbar", "cervical", "thoracic"):
         renderer.packet({**DEMO_RECORD, "type": type_name})

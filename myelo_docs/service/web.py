@@ -52,12 +52,12 @@ from babel import Locale
 from babel.core import negotiate_locale
 from markupsafe import Markup, escape
 
-from .. import __version__
-from ..assets import content_dir
-from ..brand import Brand
-from ..content import Localiser, available_languages, load_content
-from ..errors import Problem
-from ..record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
+from myelo_docs import __version__
+from myelo_docs.assets import content_dir
+from myelo_docs.content.loader import Localiser, available_languages, load_content
+from myelo_docs.schema.brand import Brand
+from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
