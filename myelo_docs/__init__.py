@@ -1,10 +1,9 @@
 """myelo-docs: the handout and discharge packet a myelogram patient takes home."""
 
-__version__ = "0.1.0"
-RELEASE_DATE = "2026-11-30"  # of this version (the FHIR CapabilityStatement says it)
-
-from myelo_docs.render.engine import Document, Renderer, get_renderer, render_handout, render_packet  # noqa: E402
-from myelo_docs.schema.errors import (  # noqa: E402
+from myelo_docs.about import RELEASE_DATE as RELEASE_DATE
+from myelo_docs.about import __version__ as __version__
+from myelo_docs.render.engine import Document, Renderer, get_renderer, render_handout, render_packet
+from myelo_docs.schema.errors import (
     ConfigError,
     MissingGlyphError,
     MyeloDocsError,
@@ -13,8 +12,8 @@ from myelo_docs.schema.errors import (  # noqa: E402
     RecordError,
     SelfCheckError,
 )
-from myelo_docs.schema.json_schema import record_schema  # noqa: E402
-from myelo_docs.schema.record import Medication, MyelogramType, PacketRecord, validate_record  # noqa: E402
+from myelo_docs.schema.json_schema import record_schema
+from myelo_docs.schema.record import Medication, MyelogramType, PacketRecord, validate_record
 
 __all__ = [
     "ConfigError",

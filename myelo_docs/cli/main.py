@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.cli.batch import batch, validate
 from myelo_docs.cli.options import handle_errors, intake_options, intake_settings, render_options
 from myelo_docs.content.loader import available_languages

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.fastpath.template import ONE_LINE, Lines, PlanTags, Site, Template, build
 from myelo_docs.verify.provenance import content_provenance
 

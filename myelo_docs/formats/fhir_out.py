@@ -19,7 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.content.loader import load_content
 from myelo_docs.formats.fhir import CPT_SYSTEM, CPT_TYPES, FhirPacket
 from myelo_docs.schema.brand import Brand

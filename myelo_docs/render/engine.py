@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from babel.dates import format_date
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.assets import templates_dir
 from myelo_docs.content.loader import Content, load_content, localised
 from myelo_docs.render.document import Document, display_identifiers

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.content.loader import available_languages, load_content
 from myelo_docs.output.files import default_packet_name
 from myelo_docs.render.engine import validate_language

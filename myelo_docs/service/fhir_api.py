@@ -17,7 +17,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from myelo_docs import RELEASE_DATE
+from myelo_docs.about import RELEASE_DATE
 from myelo_docs.formats.fhir_out import PATIENT_REFERENCE
 from myelo_docs.output.files import default_packet_name
 from myelo_docs.schema.brand import Brand

@@ -52,7 +52,7 @@ from babel import Locale
 from babel.core import negotiate_locale
 from markupsafe import Markup, escape
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.assets import content_dir
 from myelo_docs.content.loader import Localiser, available_languages, load_content
 from myelo_docs.schema.brand import Brand

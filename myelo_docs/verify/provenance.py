@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from myelo_docs import __version__
+from myelo_docs.about import __version__
 from myelo_docs.assets import templates_dir
 from myelo_docs.content.loader import CONTENT_FILES, Content
 from myelo_docs.render.fonts import FontSet
