@@ -40,6 +40,7 @@ from myelo_docs.render.fonts import FontSet, check_glyphs, font_set
 from myelo_docs.render.options import RenderSettings
 from myelo_docs.schema.errors import Interrupted, MyeloDocsError, OutputError, Problem
 from myelo_docs.schema.intake import IntakeSettings
+from myelo_docs.schema.messages import problem
 from myelo_docs.schema.record import PacketRecord, text_fields, validate_record
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
-_LINK_FIX = "remove the link; myelo-docs never follows links inside the output folder"
 NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # reading what we took for a file never hangs (a FIFO)
 MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "render", "error")
 
@@ -213,7 +213,7 @@ class Manifest:
             return {}
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise link_error(self.path, "--out", _LINK_FIX) from None
+                raise link_error(self.path, "--out", "output_link_in_out") from None
             raise
         found = {}
         with os.fdopen(fd, encoding="utf-8", newline="") as fh:
@@ -289,31 +289,24 @@ def _out_dir_problems(out_dir: Path) -> list[Problem]:
     .incomplete, any *.pdf, a temporary file), anything not a regular file
     (a folder, a FIFO) where a file goes and the reverse, a manifest with other
     names (a hard link). Looks with lstat only: follows nothing."""
-    def found(path: str, what: str, fix: str = _LINK_FIX) -> Problem:
-        return Problem("--out", f"{path} {what}", fix)
-
     problems = []
     with os.scandir(out_dir) as entries:
         for entry in entries:
             ours = entry.name in (MANIFEST, INCOMPLETE) or entry.name.lower().endswith(".pdf")
             if ours and entry.is_symlink():
-                problems.append(found(entry.path, "is a symbolic link"))
+                problems.append(problem("output_link_in_out", "--out", path=entry.path))
             elif entry.name == INCOMPLETE and not entry.is_dir(follow_symlinks=False):
-                problems.append(found(entry.path, "is not a folder", "remove it; myelo-docs "
-                                      "keeps its temporary files in that folder"))
+                problems.append(problem("batch_incomplete_not_folder", "--out", path=entry.path))
             elif entry.name != INCOMPLETE and ours and not entry.is_file(follow_symlinks=False):
-                problems.append(found(entry.path, "is not a file", "remove it, or pick a new "
-                                      "folder for the batch"))
+                problems.append(problem("batch_not_a_file", "--out", path=entry.path))
             elif entry.name == MANIFEST and entry.stat(follow_symlinks=False).st_nlink > 1:
-                problems.append(found(entry.path, "has other names (a hard link)", "remove it, "
-                                      "or pick a new folder; myelo-docs never writes to a file "
-                                      "that has other names"))
+                problems.append(problem("batch_manifest_hard_link", "--out", path=entry.path))
     incomplete = out_dir / INCOMPLETE
     if not problems and incomplete.is_dir():
         with os.scandir(incomplete) as entries:
-            problems += [found(entry.path, "is a symbolic link" if entry.is_symlink() else
-                               "is not a file", f"remove it; {INCOMPLETE} holds only "
-                               "myelo-docs' temporary files")
+            problems += [problem("batch_link_in_incomplete" if entry.is_symlink() else
+                                 "batch_not_file_in_incomplete", "--out", path=entry.path,
+                                 folder=INCOMPLETE)
                          for entry in entries if not entry.is_file(follow_symlinks=False)]
     return problems
 
@@ -325,7 +318,7 @@ def _clear_stale(folder: Path) -> None:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise link_error(folder, "--out", _LINK_FIX) from None
+            raise link_error(folder, "--out", "output_link_in_out") from None
         raise
     try:
         with os.scandir(fd) as entries:

@@ -11,7 +11,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from myelo_docs.schema.errors import OutputError, Problem
+from myelo_docs.schema.errors import OutputError
+from myelo_docs.schema.messages import error
 from myelo_docs.schema.record import PacketRecord
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -79,15 +80,12 @@ def check_target(path: Path, overwrite: bool = False, option: str = "output") ->
         raise link_error(path, option)
     if path.exists():
         if not path.is_file():
-            raise OutputError("Something that is not a file is where the output goes", [
-                Problem(option, f"{path} is not a file", "remove it or choose another name")])
+            raise error(OutputError, "output_not_a_file", option, path=path)
         if not overwrite:
             raise _exists(path, option)
     folder = _parent(path)
     if not folder.is_dir():
-        raise OutputError("The output folder does not exist", [
-            Problem(option, f"no folder {folder}", "create the folder first")
-        ])
+        raise error(OutputError, "output_no_folder", option, folder=folder)
 
 
 def create_private(path: Path, append: bool = False, option: str = "--out") -> int:
@@ -128,24 +126,17 @@ def own_file(fd: int) -> bool:
 def check_own(fd: int, path: Path, option: str = "--out") -> None:
     """Raise OutputError (exit 5, naming ``path``) unless own_file(fd)."""
     if not own_file(fd):
-        raise OutputError("A file myelo-docs did not make is where it keeps its own", [
-            Problem(option, f"{path} is not a regular file with one name (a hard link "
-                    "or a device)", f"remove {path.name}, or pick a new folder; myelo-docs "
-                    "never writes to a file that has other names")])
+        raise error(OutputError, "output_not_ours", option, path=path, name=path.name)
 
 
-def link_error(path: Path, option: str = "output",
-               fix: str = "remove the link or choose another path; myelo-docs never writes "
-                          "through a symbolic link") -> OutputError:
-    """The error for a symbolic link where myelo-docs writes its own file or folder."""
-    return OutputError("A symbolic link is where myelo-docs writes", [
-        Problem(option, f"{path} is a symbolic link", fix)])
+def link_error(path: Path, option: str = "output", key: str = "output_is_link") -> OutputError:
+    """The error for a symbolic link where myelo-docs writes its own file or folder;
+    ``key``: the message, for a caller whose fix is another."""
+    return error(OutputError, key, option, path=path)
 
 
 def _exists(path: Path, option: str = "output") -> OutputError:
-    return OutputError("The output file already exists", [
-        Problem(option, f"{path} exists", "choose another name, or add --force to replace it")
-    ])
+    return error(OutputError, "output_exists", option, path=path)
 
 
 def _parent(path: Path) -> Path:
@@ -161,8 +152,7 @@ def _folder(folder: Path, follow: bool = True) -> Iterator[int]:
         if not follow and exc.errno in (errno.ELOOP, errno.ENOTDIR):
             if Path(folder).is_symlink():
                 raise link_error(folder) from None
-            raise OutputError("A folder myelo-docs uses is not a folder", [
-                Problem("output", f"{folder} is not a folder", "remove it")]) from None
+            raise error(OutputError, "output_folder_not_folder", "output", folder=folder) from None
         raise
     try:
         yield fd
