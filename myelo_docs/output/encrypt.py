@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
-from myelo_docs.schema.errors import ConfigError, Problem, SelfCheckError
+from myelo_docs.schema.errors import ConfigError, SelfCheckError
+from myelo_docs.schema.messages import error
 from myelo_docs.verify.selfcheck import page_texts
 
 MIN_PASSWORD = 8
@@ -33,27 +34,19 @@ def read_password(file: str | Path | None = None, env: str | None = None,
         try:
             lines = Path(file).read_text(encoding="utf-8-sig").splitlines()
         except FileNotFoundError:
-            raise ConfigError("The password file was not found",
-                              [Problem(where, f"no file {file}", "check the path")]) from None
+            raise error(ConfigError, "password_file_missing", where, file=file) from None
         except (OSError, UnicodeDecodeError):
-            raise ConfigError("The password file cannot be read", [
-                Problem(where, "is not a readable UTF-8 text file",
-                        "put the password alone on the first line of a text file")]) from None
+            raise error(ConfigError, "password_file_unreadable", where) from None
         password = lines[0] if lines else ""
     elif env is not None:
         where = "--password-env"
         password = os.environ.get(env, "")
         if not password:
-            raise ConfigError("The password variable is not set", [
-                Problem(where, f"the environment variable {env} is empty or not set",
-                        f"export {env}=... before running, or use --password-file")])
+            raise error(ConfigError, "password_env_empty", where, env=env)
     else:
-        raise ConfigError("No password given", [
-            Problem("--encrypt", "needs a password", "add --password-file or --password-env")])
+        raise error(ConfigError, "password_none", "--encrypt")
     if len(password) < (MIN_PASSWORD if new else 1):
-        raise ConfigError("The password is too short", [
-            Problem(where, f"has fewer than {MIN_PASSWORD} characters",
-                    f"use a password of at least {MIN_PASSWORD} characters")])
+        raise error(ConfigError, "password_short", where, least=MIN_PASSWORD)
     return password
 
 
@@ -69,9 +62,7 @@ def encrypt_pdf(pdf: bytes, password: str) -> bytes:
     writer.write(out)
     encrypted = out.getvalue()
     if page_texts(encrypted, password) != page_texts(pdf) or _opens(encrypted, None):
-        raise SelfCheckError("The encrypted PDF failed its safety check", [
-            Problem("encryption", "the encrypted file does not match the packet",
-                    "report this as a bug; the packet was not written")])
+        raise error(SelfCheckError, "encrypted_differs", "encryption")
     return encrypted
 
 

@@ -8,7 +8,8 @@ import unicodedata
 from typing import Any
 
 from myelo_docs.output.files import record_key
-from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.schema.errors import RecordError
+from myelo_docs.schema.messages import error
 from myelo_docs.schema.record import PacketRecord
 
 DEFAULT_PATTERN = "packet-{procedure_date}-{key}"
@@ -25,16 +26,14 @@ def check_pattern(pattern: str) -> None:
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
     except ValueError as exc:
-        raise RecordError("Bad --name-pattern", [
-            Problem("--name-pattern", str(exc), "use fields like {row} or {mrn} in braces")
-        ]) from None
+        raise error(RecordError, "name_pattern_malformed", "--name-pattern", detail=exc) from None
     unknown = [f for f in fields if f.split(":")[0] not in PATTERN_FIELDS]
     if unknown or not fields:
-        raise RecordError("Bad --name-pattern", [
-            Problem("--name-pattern",
-                    "uses unknown fields " + ", ".join("{" + f + "}" for f in unknown)
-                    if unknown else "uses no field",
-                    "use some of: " + ", ".join("{" + f + "}" for f in PATTERN_FIELDS))])
+        known = ", ".join("{" + f + "}" for f in PATTERN_FIELDS)
+        if unknown:
+            raise error(RecordError, "name_pattern_unknown", "--name-pattern", known=known,
+                        fields=", ".join("{" + f + "}" for f in unknown))
+        raise error(RecordError, "name_pattern_empty", "--name-pattern", known=known)
 
 
 def sanitise(name: str) -> str:

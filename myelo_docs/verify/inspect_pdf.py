@@ -13,7 +13,8 @@ from typing import Any
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
-from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.schema.errors import RecordError
+from myelo_docs.schema.messages import error
 from myelo_docs.verify.provenance import KEYS
 
 # pypdf's warnings can quote bytes of the file; they never reach the logs.
@@ -31,8 +32,7 @@ def inspect_pdf(path: str | Path, password: str | None = None) -> dict[str, Any]
         if encrypted and password is None:
             return {"file": path.name, "encrypted": True, "readable": False}
         if encrypted and not reader.decrypt(password or ""):
-            raise RecordError("The password does not open this PDF", [
-                Problem("password", "is not this file's password", "check the password")])
+            raise error(RecordError, "inspect_wrong_password", "password")
         info = reader.metadata or {}
         result: dict[str, Any] = {
             "file": path.name,
@@ -46,9 +46,7 @@ def inspect_pdf(path: str | Path, password: str | None = None) -> dict[str, Any]
         for key in KEYS:
             result[key] = str(info.get(f"/{key}", ""))
     except (PdfReadError, OSError, ValueError, KeyError):
-        raise RecordError("The file is not a PDF that can be read", [
-            Problem("FILE", f"{path.name} could not be read as a PDF",
-                    "check that it is a complete PDF file")]) from None
+        raise error(RecordError, "inspect_not_pdf", "FILE", name=path.name) from None
     result["made_by_myelo_docs"] = bool(result["MyeloDocsVersion"])
     return result
 

@@ -18,6 +18,7 @@ import pypdfium2 as pdfium
 
 from myelo_docs.render.stamp import PayloadFor, code_problem
 from myelo_docs.schema.errors import Problem, SelfCheckError
+from myelo_docs.schema.messages import problem, title
 
 _SPACE = re.compile(r"\s+")
 
@@ -141,15 +142,15 @@ def verify_pdf(pdf: bytes, ids: Identifiers | None, numbered: bool = True,
             texts.append(textpage.get_text_bounded())
             textpage.close()
             if codes is not None:
-                problem = code_problem(page, codes(index + 1, total), index + 1)
-                if problem:
-                    problems.append(problem)
+                found = code_problem(page, codes(index + 1, total), index + 1)
+                if found:
+                    problems.append(found)
             page.close()
     finally:
         document.close()
     problems = check_pages(texts, ids, numbered) + problems
     if problems:
-        raise SelfCheckError("The PDF failed its safety check", problems)
+        raise SelfCheckError(title("self_check_failed"), problems)
     return len(texts)
 
 
@@ -159,16 +160,14 @@ def check_pages(texts: list[str], ids: Identifiers | None, numbered: bool = True
     total = len(texts)
     problems = []
     if total == 0:
-        problems.append(Problem("pdf", "has no pages", "report this as a bug"))
+        problems.append(problem("self_check_no_pages", "pdf"))
     wanted = {"name": ids.name, "date of birth": ids.dob, "MRN": ids.mrn} if ids else {}
     for number, text in enumerate(texts, start=1):
         flat = squash(text)
         where = f"page {first_page + number - 1}"
         if numbered and not re.search(rf"(?<!\d){number}\D{{1,12}}{total}(?!\d)", text):
-            problems.append(Problem(where, f"is not numbered {number} of {total}",
-                                    "report this as a bug"))
+            problems.append(problem("self_check_page_number", where, number=number, total=total))
         for label, value in wanted.items():
             if not shows(value, flat):
-                problems.append(Problem(where, f"does not show the patient's {label}",
-                                        "report this as a bug; the packet was not written"))
+                problems.append(problem("self_check_identifier", where, label=label))
     return problems
