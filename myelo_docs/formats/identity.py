@@ -53,6 +53,7 @@ from functools import cache
 from typing import Any
 
 from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.messages import problem
 
 V2_0203 = ("http://terminology.hl7.org/CodeSystem/v2-0203", "http://hl7.org/fhir/v2/0203")
 BCP47 = "urn:ietf:bcp:47"
@@ -169,20 +170,15 @@ def choose_mrn(identifiers: Iterable[Any], where: str, systems: tuple[str, ...],
     setting = f"the hospital's MRN system with {give('mrn_system')}"
     if values:
         found = "; ".join(_describe(i) for i in ranked)
-        return Choice(None, (Problem(
-            where, f"has {len(values)} different medical record numbers ({found})",
-            f"set {setting} (the one this hospital prints), or give the MRN with "
-            f"{give('mrn')}"),))
+        return Choice(None, (problem("fhir_mrn_ambiguous", where, count=len(values), found=found,
+                                     setting=setting, give=give("mrn")),))
     others = [i for i in current if not is_personal_id(i)]
     skipped = len(current) - len(others)
     found = "; ".join(_describe(i) for i in others) or "none"
     note = (f"; {skipped} Social Security, licence, passport or national id number(s) "
             "were left out, as they always are") if skipped else ""
-    return Choice(None, (Problem(
-        where, f"has no identifier that is clearly the medical record number (found: "
-               f"{found}{note})",
-        f"type the MRN identifier as MR (v2-0203), set {setting}, or give the MRN with "
-        f"{give('mrn')}"),))
+    return Choice(None, (problem("fhir_mrn_none", where, found=found, note=note, setting=setting,
+                                 give=give("mrn")),))
 
 
 # -- name -----------------------------------------------------------------------
@@ -200,18 +196,13 @@ def choose_name(names: Iterable[Any], where: str, today: date,
     current = [n for n in names
                if n.use in CURRENT_NAME_USES and in_force(n.period, today) and _written(n)]
     if not current:
-        return Choice(None, (Problem(
-            where, "has no current name (official or usual, without an end date)",
-            f"add the patient's current name with given and family, or give it with "
-            f"{give('patient_name')}"),))
+        return Choice(None, (problem("fhir_name_none", where, give=give("patient_name")),))
     best = min(CURRENT_NAME_USES[n.use] for n in current)
     written = list(dict.fromkeys(_written(n) for n in current if CURRENT_NAME_USES[n.use] == best))
     if len(written) > 1:
         use = next(n.use for n in current if CURRENT_NAME_USES[n.use] == best) or "no use"
-        return Choice(None, (Problem(
-            where, f"has {len(written)} different current names of the same kind ({use})",
-            f"end the old one in the record (period.end or use 'old'), or give the name "
-            f"with {give('patient_name')}"),))
+        return Choice(None, (problem("fhir_name_ambiguous", where, count=len(written), use=use,
+                                     give=give("patient_name")),))
     return Choice(written[0])
 
 
@@ -288,16 +279,11 @@ def choose_language(communication: Iterable[Any], where: str, available: list[st
     have = ", ".join(f"{language_name(c)} ({c})" for c in available)
     code = _language_of_concept(spoken[0].language)
     if code is None:
-        return Choice(None, (Problem(
-            where, "does not name a language we can recognise",
-            f"code it with {BCP47} (e.g. es), or choose the packet language with "
-            f"{give('language')}: we have {have}"),))
+        return Choice(None, (problem("fhir_language_unknown", where, bcp47=BCP47,
+                                     give=give("language"), have=have),))
     if code not in available:
-        return Choice(None, (Problem(
-            where, f"is {language_name(code)}, a language we have no patient "
-                                 "text for",
-            f"choose the packet language with {give('language')} (and use an interpreter): "
-            f"we have {have}"),))
+        return Choice(None, (problem("fhir_language_missing", where, language=language_name(code),
+                                     give=give("language"), have=have),))
     return Choice(code)
 
 
@@ -308,13 +294,9 @@ def patient_status_problems(patient: Any, where: str) -> list[Problem]:
     """Deceased, inactive or replaced (merged) Patients are refused."""
     problems = []
     if patient.deceasedBoolean or patient.deceasedDateTime is not None:
-        problems.append(Problem(f"{where}.deceased[x]", "says the patient has died",
-                                "check that this is the right patient: no discharge packet "
-                                "is printed for a patient recorded as deceased"))
+        problems.append(problem("fhir_patient_deceased", f"{where}.deceased[x]"))
     if patient.active is False:
-        problems.append(Problem(f"{where}.active", "is false: this patient record is not in use",
-                                "send the patient's active record"))
+        problems.append(problem("fhir_patient_inactive", f"{where}.active"))
     if any(link.type == "replaced-by" for link in patient.link or []):
-        problems.append(Problem(f"{where}.link", "says this record was replaced by another "
-                                "(merged)", "send the record it was replaced by"))
+        problems.append(problem("fhir_patient_replaced", f"{where}.link"))
     return problems
