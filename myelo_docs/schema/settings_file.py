@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.schema.messages import error, title
 from myelo_docs.schema.problems import problems_from
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -19,15 +20,10 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(
-            f"The {what} file was not found",
-            [Problem(what, f"no file at {path}", "check the path you gave")],
-        ) from None
+        raise error(ConfigError, "settings_file_missing", what, what=what, path=path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"The {what} file is not valid TOML",
-            [Problem(f"{what} file {path.name}", str(exc), "fix the TOML syntax at that line")],
-        ) from None
+        raise error(ConfigError, "settings_not_toml", f"{what} file {path.name}", what=what,
+                    detail=exc) from None
 
 
 def validate_settings(model: type[Model], data: dict[str, Any], what: str) -> Model:
@@ -38,4 +34,4 @@ def validate_settings(model: type[Model], data: dict[str, Any], what: str) -> Mo
             Problem(f"{what} {p.field}", p.problem, p.fix)
             for p in problems_from(exc, tuple(model.model_fields), "keys", model)
         ]
-        raise ConfigError(f"The {what} settings have problems", problems) from None
+        raise ConfigError(title("settings_invalid", what=what), problems) from None
