@@ -13,7 +13,7 @@ from conftest import BASE_RECORD, embedded_fonts, flat, pages_text, record
 TYPES = ("cervical", "thoracic", "lumbar")
 
 TYPE_TEXT = {
-    "cervical": ["Cervical myelogram", "chin", "arms or hands"],
+    "cervical": ["Cervical myelogram", "chin", "arms, hands or legs"],
     "thoracic": ["Thoracic myelogram", "middle back", "chest, belly or legs"],
     "lumbar": ["Lumbar myelogram", "legs may tingle", "legs or feet"],
 }

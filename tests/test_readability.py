@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from myelo_docs.assets import content_dir
 from myelo_docs.cli.main import main
-from myelo_docs.content.loader import available_languages
 from myelo_docs.content.readability import check
+from myelo_docs.schema.languages import available_languages
 
 HANDOUT_IDS = re.compile(r'^id = "([a-z-]+)"', re.M)
 
@@ -97,3 +97,19 @@ def test_unknown_language_lists_those_available():
     result = CliRunner().invoke(main, ["check-content", "--language", "xx"])
     assert result.exit_code == 4
     assert "'xx' has no content folder" in result.stderr and "en" in result.stderr
+
+
+def test_text_printed_for_one_protocol_choice_is_measured_too(tmp_path):
+    """A hard sentence that only a "flat" hospital prints still fails the check,
+    though the default protocol is "raised"."""
+    folder = _hospital_folder(tmp_path)
+    discharge = folder / "en" / "discharge.toml"
+    text = discharge.read_text("utf-8")
+    flat_item = '{ text = "**Lie flat** on your back for {position_time}, as much as you can."'
+    assert flat_item in text
+    hard = ("Maintain continuous horizontal recumbency, discontinuing it exclusively for "
+            "physiologically unavoidable elimination requirements, throughout {position_time}. ")
+    discharge.write_text(text.replace(flat_item, f'{{ text = "{hard * 6}"'), "utf-8")
+    over = [m.name for report in check(content_dir=folder, languages=["en"])
+            for m in report.measures if m.over]
+    assert "discharge home" in over

@@ -12,7 +12,8 @@ import pytest
 from pypdf import PdfReader
 
 from myelo_docs.assets import content_dir
-from myelo_docs.content.loader import CONTENT_FILES, available_languages
+from myelo_docs.content.loader import CONTENT_FILES
+from myelo_docs.schema.languages import available_languages
 
 TYPES = ("cervical", "thoracic", "lumbar")
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -169,7 +170,7 @@ def test_spanish_packet_pages(spanish_packets, kind):
     assert positions == sorted(positions)
     assert "Warfarina" in whole and "Reanude el 27 de noviembre" in whole
     assert "25 de noviembre de 2026" in whole
-    assert "100,0 °F (37,8 °C)" in whole and "24 horas" in whole
+    assert "100.0 °F (37.8 °C)" in whole and "24 horas" in whole  # es-US: a decimal point
     assert "Firma de enfermería" in texts[-1]
     assert_no_english(whole)
 
