@@ -41,7 +41,8 @@ from typing import Any
 
 from myelo_docs.formats.json_input import parse_json
 from myelo_docs.schema.errors import ConfigError, Problem, RecordError
-from myelo_docs.schema.record import RECORD_FIELDS, MyelogramType, PacketRecord
+from myelo_docs.schema.messages import did_you_mean, error, phrase, problem, title
+from myelo_docs.schema.record import RECORD_FIELDS, PacketRecord, parse_type
 from myelo_docs.schema.settings_file import read_toml
 
 _TRUE = {"true", "yes", "y", "1", "x"}
@@ -52,7 +53,6 @@ _REQUIRED = tuple(name for name, info in PacketRecord.model_fields.items() if in
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_EXCEL_UTF8 = "export or save it again as UTF-8 (in Excel: Save As, 'CSV UTF-8')"
 _SEP_LINE = re.compile(r'"?sep=(\\t|[^\w\s"]|\t)"?[,;\t| ]*', re.IGNORECASE)
 _DELIMITERS = (",", ";", "\t", "|")
 # A totals or summary line at the foot of an export: "Total: 2 patients", "Count: 2"...
@@ -74,11 +74,8 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 MAX_COLUMNS = 200  # columns in the header row, up to its last named column
 MAX_ROW_CHARS = 1024 * 1024  # characters in one row, its quoted line breaks included
 MAX_CELL_CHARS = 64 * 1024  # characters in one cell
-_FEWER_COLUMNS = "export only the columns the packet needs (a column map, --columns, " \
-    "can then name them)"
 if csv.field_size_limit() < MAX_ROW_CHARS:  # a long cell is a row error, not csv.Error
     csv.field_size_limit(MAX_ROW_CHARS)
-_HOW_TO_MAP = "(--columns MAP.toml; a ready map is below)"
 
 
 def _key(name: str) -> str:
@@ -182,29 +179,23 @@ class ColumnMap:
         for name, spec in self.fields.items():
             where = f"{self.source} [columns] {name}"
             if name not in RECORD_FIELDS:
-                guess = difflib.get_close_matches(name, RECORD_FIELDS, n=1)
-                problems.append(Problem(where, "is not a record field", (
-                    f"did you mean '{guess[0]}'? " if guess else "")
-                    + "the keys are record fields: " + ", ".join(RECORD_FIELDS)))
+                problems.append(problem("colmap_not_field", where,
+                                        hint=did_you_mean(name, RECORD_FIELDS),
+                                        known=", ".join(RECORD_FIELDS)))
             elif not isinstance(spec, str) or not spec.strip():
-                problems.append(Problem(where, "is not a column name", 'write the export\'s '
-                                        'header in quotes, like date_of_birth = "DOB"'))
+                problems.append(problem("colmap_not_column", where))
             elif any(not normalise_header(h) for h in _template(spec)[1::2]) or any(
                     "{" in text or "}" in text for text in _template(spec)[0::2]):
-                problems.append(Problem(where, "has a brace that is not around a column name",
-                                        'write each column as {Header}, like '
-                                        'patient_name = "{First Name} {Last Name}"'))
+                problems.append(problem("colmap_stray_brace", where))
         ignored = {normalise_header(name) for name in self.ignore if isinstance(name, str)}
         if any(not isinstance(name, str) or not name.strip() for name in self.ignore):
-            problems.append(Problem(f"{self.source} ignore", "has an entry that is not a "
-                                    "column name", 'list header names, like ignore = ["Room"]'))
+            problems.append(problem("colmap_ignore_not_name", f"{self.source} ignore"))
         for header in self.headers():
             if normalise_header(header) in ignored:
-                problems.append(Problem(f"{self.source} ignore", f"lists column '{header}', "
-                                        "which [columns] also uses",
-                                        "remove it from ignore or from [columns]"))
+                problems.append(problem("colmap_ignored_and_used", f"{self.source} ignore",
+                                        header=header))
         if problems:
-            raise ConfigError(f"The column map {self.source} has problems", problems)
+            raise ConfigError(title("colmap_problems", source=self.source), problems)
 
     def headers(self) -> list[str]:
         """The header names the map reads."""
@@ -247,24 +238,21 @@ def load_column_map(path: str | Path) -> ColumnMap:
     problems = []
     columns = data.get("columns", {})
     if not isinstance(columns, dict):
-        problems.append(Problem(f"{where} columns", "is not a table",
-                                'write [columns] on its own line, then lines like '
-                                'date_of_birth = "DOB"'))
+        problems.append(problem("colmap_columns_not_table", f"{where} columns"))
         columns = {}
     for key in data:
         if key in ("columns", "ignore"):
             continue
-        guess = difflib.get_close_matches(key, ["columns", "ignore"], n=1)
-        fix = ("put it under [columns]" if key in RECORD_FIELDS else
-               (f"did you mean '{guess[0]}'? " if guess else "")
-               + "a column map has an ignore list and a [columns] table")
-        problems.append(Problem(f"{where} {key}", "is not a known key here", fix))
+        if key in RECORD_FIELDS:
+            problems.append(problem("colmap_field_at_top", f"{where} {key}"))
+        else:
+            problems.append(problem("colmap_unknown_key", f"{where} {key}",
+                                    hint=did_you_mean(key, ["columns", "ignore"])))
     ignore = []
     for place, value in (("ignore", data.get("ignore", [])),
                          ("[columns] ignore", columns.get("ignore", []))):
         if not isinstance(value, list):
-            problems.append(Problem(f"{where} {place}", "is not a list",
-                                    'write it like ignore = ["Room", "Phone"]'))
+            problems.append(problem("colmap_ignore_not_list", f"{where} {place}"))
         else:
             ignore += value
     fields = {}
@@ -274,14 +262,13 @@ def load_column_map(path: str | Path) -> ColumnMap:
         if isinstance(value, str):
             fields[key] = value
         else:
-            problems.append(Problem(f"{where} [columns] {key}", "is not text",
-                                    'write the header in quotes, like date_of_birth = "DOB"'))
+            problems.append(problem("colmap_value_not_text", f"{where} [columns] {key}"))
     try:
         column_map = ColumnMap(fields, tuple(ignore), source=where)
     except ConfigError as exc:
         problems += exc.problems
     if problems:
-        raise ConfigError(f"The column map {where} has problems", problems)
+        raise ConfigError(title("colmap_problems", source=where), problems)
     return column_map
 
 
@@ -316,7 +303,16 @@ class _Fill:
 
 def _looks_like_data(cell: str) -> bool:
     text = cell.strip()
-    return bool(_DATA_LIKE.search(text)) or text.lower() in MyelogramType.__members__
+    return bool(_DATA_LIKE.search(text)) or _is_type(text)
+
+
+def _is_type(text: str) -> bool:
+    """A type cell ("lumbar", "cervical+lumbar"), which no header is."""
+    try:
+        parse_type(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_part(header: str) -> str | None:
@@ -341,11 +337,7 @@ def _layout(header: list[str], column_map: ColumnMap) -> tuple[dict[str, _Fill],
     spelled = [f"column {column_label(i)}" if i in data_like else h.strip()
                for i, h in enumerate(header)]
     if data_like and recognised * 2 < len(named):
-        raise CsvError("The CSV file seems to have no header row; nothing was rendered", [
-            Problem("row 1", "holds values, not column names (some look like dates or numbers, "
-                    "and most are not record fields or known export columns)",
-                    "add a header row with the column names (type, patient_name, "
-                    "date_of_birth, mrn, procedure_date, ...) or export the file with headers")])
+        raise error(CsvError, "csv_no_header", "row 1")
     where: dict[str, list[int]] = {}
     for index, name in enumerate(names):
         where.setdefault(name, []).append(index)
@@ -359,16 +351,14 @@ def _layout(header: list[str], column_map: ColumnMap) -> tuple[dict[str, _Fill],
                 parts.append(piece)
                 continue
             found = where.get(normalise_header(piece), [])
-            in_map = f"is named in the column map ({column_map.source}, {name})"
             if not found:
-                problems.append(Problem(
-                    f"column {piece}", f"{in_map} but the CSV has no such column",
-                    "check the name against the export's header; its columns are: "
-                    + ", ".join(s for s in spelled if s)))
+                problems.append(problem("csv_mapped_missing", f"column {piece}",
+                                        source=column_map.source, record_field=name,
+                                        columns=", ".join(s for s in spelled if s)))
                 continue
             if len(found) > 1:
-                problems.append(Problem(f"column {piece}", f"{in_map} but the CSV has it twice",
-                                        "rename or delete one of the two columns"))
+                problems.append(problem("csv_mapped_twice", f"column {piece}",
+                                        source=column_map.source, record_field=name))
                 continue
             parts.append(found[0])
             used.add(found[0])
@@ -383,29 +373,24 @@ def _layout(header: list[str], column_map: ColumnMap) -> tuple[dict[str, _Fill],
         elif name not in RECORD_FIELDS:
             unknown.append(index)
         elif name in column_map.fields:
-            problems.append(Problem(
-                f"column {spelled[index]}",
-                f"is a record field, but the column map ({column_map.source}) fills {name} "
-                "from other columns", f'add "{spelled[index]}" to ignore in the map, or take '
-                f"{name} out of [columns]"))
+            problems.append(problem("csv_field_also_mapped", f"column {spelled[index]}",
+                                    source=column_map.source, record_field=name,
+                                    column=spelled[index]))
         elif name in direct:
-            problems.append(Problem(f"column {spelled[index]}", "appears twice",
-                                    "remove one of them"))
+            problems.append(problem("csv_column_twice", f"column {spelled[index]}"))
         else:
             direct.add(name)
             fills[name] = _Fill((index,))
     suggestion = ""
-    problems += [Problem(spelled[i], "holds a value (it looks like a date or a number), "
-                         "not a column name", "put the column's name in the header row "
-                         "(row 1), then map or ignore it") for i in unknown if i in data_like]
+    problems += [problem("csv_value_in_header", spelled[i])
+                 for i in unknown if i in data_like]
     unknown = [i for i in unknown if i not in data_like]
     if unknown:
         more, suggestion = _unknown_columns([spelled[i] for i in unknown], set(fills),
                                             column_map)
         problems += more
     if problems:
-        raise CsvError("The CSV header has problems; nothing was rendered", problems,
-                       suggestion)
+        raise CsvError(title("csv_header_problems"), problems, suggestion)
     return fills, unnamed
 
 
@@ -425,46 +410,45 @@ def _unknown_columns(headers: list[str], filled: set[str],
     if join:
         fields["patient_name"] = " ".join(
             "{" + parts[p] + "}" for p in _NAME_PARTS if p in parts)
-    how = (f"in the column map {column_map.source} (the lines to use are below)"
-           if column_map.fields or column_map.ignore else f"in a column map {_HOW_TO_MAP}")
+    mapped = bool(column_map.fields or column_map.ignore)
+    if mapped:
+        how = phrase("csv_how_in_map", source=column_map.source)
+    else:
+        how = phrase("csv_how_new_map")
     problems = []
     for header in dict.fromkeys(headers):
         alias = _ALIASES.get(_key(header)) if header in plain else None
         guess = difflib.get_close_matches(normalise_header(header), RECORD_FIELDS, n=1)
+        place = f"column {header}"
         if join and header in parts.values():
-            fix = f'join the name columns into patient_name: patient_name = ' \
-                  f'{_toml(fields["patient_name"])} {how}'
+            problems.append(problem("csv_unknown_join_name", place, how=how,
+                                    template=_toml(fields["patient_name"])))
         elif header in plain and _name_part(header):
-            fix = ("it looks like part of the name: patient_name needs the whole name, so "
-                   f'join the name columns, like patient_name = "{{First Name}} {{Last Name}}" '
-                   f"{how}")
-            unsure.append(f"# patient_name = {_toml('{' + header + '}')}  (add the other "
-                          "name columns)")
+            problems.append(problem("csv_unknown_name_part", place, how=how))
+            unsure.append(phrase("csv_suggest_name_part", template=_toml("{" + header + "}")))
         elif alias and alias not in filled and alias not in fields:
             fields[alias] = header
-            fix = f"it looks like {alias}: map it with {alias} = {_toml(header)} {how}"
+            problems.append(problem("csv_unknown_alias", place, alias=alias,
+                                    header=_toml(header), how=how))
         elif alias:
-            fix = (f"it looks like {alias}, which another column already fills: ignore it "
-                   f"with ignore = [{_toml(header)}] {how}")
-            unsure.append(f"# ignore {_toml(header)}, or map it: {alias} = {_toml(header)}")
+            problems.append(problem("csv_unknown_alias_taken", place, alias=alias,
+                                    header=_toml(header), how=how))
+            unsure.append(phrase("csv_suggest_alias_taken", header=_toml(header), alias=alias))
         elif guess:
-            fix = (f"did you mean '{guess[0]}'? rename the column in the export, or map it "
-                   f"{how}")
-            unsure.append(f"# {guess[0]} = {_toml(header)}  (only if this column is the "
-                          f"{guess[0]})")
+            problems.append(problem("csv_unknown_close", place, how=how,
+                                    hint=phrase("did_you_mean", guess=guess[0])))
+            unsure.append(phrase("csv_suggest_close", guess=guess[0], header=_toml(header)))
         else:
             ignore.append(header)
-            fix = (f"if the packet does not need it, ignore it with ignore = "
-                   f"[{_toml(header)}] {how}; known fields are: " + ", ".join(RECORD_FIELDS))
-        problems.append(Problem(f"column {header}", "is not a known field", fix))
+            problems.append(problem("csv_unknown_other", place, header=_toml(header), how=how,
+                                    known=", ".join(RECORD_FIELDS)))
     text = ColumnMap(fields, tuple(ignore), column_map.source).as_toml()
     if unsure:
-        text += "\n# Check these and take out the '#' of the ones that are right:\n" + \
-            "\n".join(unsure)
-    where = (f"A column map for this file (replace {column_map.source} with these lines)"
-             if column_map.fields or column_map.ignore else
-             "A column map for this file (save these lines as columns.toml and run again "
-             "with --columns columns.toml)")
+        text += "\n" + phrase("csv_suggest_check") + "\n" + "\n".join(unsure)
+    if mapped:
+        where = phrase("csv_suggest_replace", source=column_map.source)
+    else:
+        where = phrase("csv_suggest_new")
     return problems, f"{where}:\n\n{text}\n"
 
 
@@ -494,9 +478,8 @@ def _detect_encoding(path: Path, encoding: str | None) -> str:
         try:
             codecs.lookup(encoding)
         except LookupError:
-            raise CsvError("Unknown encoding", [
-                Problem("--encoding", f"'{encoding}' is not an encoding Python knows",
-                        "use utf-8, utf-16, cp1252 (Excel on Windows) or latin-1")]) from None
+            raise error(CsvError, "csv_encoding_unknown", "--encoding",
+                        encoding=encoding) from None
         return encoding
     with path.open("rb") as fh:
         start = fh.read(4)
@@ -508,28 +491,23 @@ def _encoding_hint(path: Path, chosen: str, given: str | None) -> str:
     raw = path.read_bytes()
     bom = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
     if bom and given:
-        return (f"the file starts with a {_encoding_name(bom)} byte-order mark: run again "
-                "without --encoding (it is read automatically)")
+        return phrase("csv_hint_bom_given", bom=_encoding_name(bom))
     if bom:
-        return f"the file is damaged or cut short: {_EXCEL_UTF8}"
+        return phrase("csv_hint_damaged")
     if b"\x00" in raw:
         # Python's plain utf-16 needs the mark, so name the byte order: the NUL
         # of an ASCII letter comes second in little-endian, first in big-endian.
         order = "le" if raw[1::2].count(0) >= raw[0::2].count(0) else "be"
-        return (f"the file looks like UTF-16 (it has NUL bytes) without a byte-order mark: "
-                f"run again with --encoding utf-16-{order}, or {_EXCEL_UTF8}")
-    for candidate, hint in (("utf-8", "the file is UTF-8: run again without --encoding"),
-                            ("cp1252", "if the file came from Excel on Windows, run again "
-                             "with --encoding cp1252")):
+        return phrase("csv_hint_utf16", order=order)
+    for candidate, hint in (("utf-8", "csv_hint_utf8"), ("cp1252", "csv_hint_cp1252")):
         if codecs.lookup(candidate).name == codecs.lookup(chosen).name:
             continue
         try:
             raw.decode(candidate)
         except UnicodeDecodeError:
             continue
-        return hint
-    return (f"its bytes are neither UTF-8 nor Windows-1252 (cp1252): {_EXCEL_UTF8}, or give "
-            "the encoding it was saved in with --encoding")
+        return phrase(hint)
+    return phrase("csv_hint_unknown")
 
 
 def _dialect(path: Path, encoding: str) -> tuple[str, bool]:
@@ -596,12 +574,8 @@ def _read(path: Path, encoding: str, delimiter: str,
                 yield number, cells
         except _RowTooLong:
             row = number + 1
-            raise CsvError("The CSV file has a row too long to read; nothing was rendered", [
-                Problem(f"row {row}", f"is longer than {MAX_ROW_CHARS:,} characters (the "
-                        "limit; a real export's rows are a few thousand)",
-                        _FEWER_COLUMNS if row == 1 else "check the row in the export (a quote "
-                        "that is never closed takes in the rows after it), or "
-                        + _FEWER_COLUMNS)]) from None
+            raise error(CsvError, "csv_header_row_too_long" if row == 1 else "csv_row_too_long",
+                        f"row {row}", most=f"{MAX_ROW_CHARS:,}") from None
 
 
 def _blank(cells: list[str]) -> bool:
@@ -613,25 +587,15 @@ def _row_values(cells: list[str], fields: dict[str, _Fill],
     """A row's cells by record field, or why the row is not a patient."""
     for index, cell in enumerate(cells):
         if len(cell) > MAX_CELL_CHARS:
-            return RecordError("The row has a cell too long to be a packet's", [Problem(
-                f"column {column_label(index)}",
-                f"holds more than {MAX_CELL_CHARS:,} characters (the limit for a cell)",
-                "check the cell in the export (a quote that is never closed takes in the "
-                "cells after it); a packet's longest field is a few hundred characters")])
+            return error(RecordError, "csv_cell_too_long", f"column {column_label(index)}",
+                         most=f"{MAX_CELL_CHARS:,}")
     for index in range(width, len(cells)):
         if cells[index].strip():
-            return RecordError("The row has more cells than the header", [Problem(
-                f"column {column_label(index)}",
-                "holds a value but the header has no column there",
-                "the row has a delimiter too many (often a comma or semicolon in a cell "
-                "without quotes): put that cell in quotes or remove the delimiter, and "
-                "export again")])
+            return error(RecordError, "csv_cells_past_header", f"column {column_label(index)}")
     values = {name: fill.value(cells) for name, fill in fields.items()}
     missing = sum(not values.get(name, "").strip() for name in _REQUIRED)
     if missing > len(_REQUIRED) // 2 and any(_SUMMARY.match(cell.strip()) for cell in cells):
-        return RecordError("The row is not a patient", [Problem(
-            "whole row", "looks like a totals or summary row, not a patient",
-            "delete the row from the export")])
+        return error(RecordError, "csv_summary_row", "whole row")
     return values
 
 
@@ -654,8 +618,7 @@ def open_csv(path: str | Path, encoding: str | None = None,
     path = Path(path)
     column_map = _as_map(columns)
     if not path.is_file():
-        raise CsvError("The CSV file was not found",
-                       [Problem("CSV", f"no file at {path}", "check the path")])
+        raise error(CsvError, "csv_missing", "CSV", path=path)
     chosen = _detect_encoding(path, encoding)
     try:
         delimiter, sep_line = _dialect(path, chosen)
@@ -664,13 +627,11 @@ def open_csv(path: str | Path, encoding: str | None = None,
         if header:
             header[0] = header[0].lstrip("\ufeff")
         if _blank(header):
-            raise CsvError("The CSV file is empty",
-                           [Problem("CSV", "has no header row", "export the file with headers")])
+            raise error(CsvError, "csv_empty", "CSV")
         _check_shape(header)
         if any("\x00" in cell for cell in header):
-            raise CsvError("The CSV file is not text in the encoding it was read as", [
-                Problem("CSV", "has NUL characters in its header row",
-                        _encoding_hint(path, chosen, encoding))])
+            raise error(CsvError, "csv_nul_in_header", "CSV",
+                        hint=_encoding_hint(path, chosen, encoding))
         fields, unnamed = _layout(header, column_map)
         count = 0
         stray: dict[int, int] = {}  # a column with no header -> the first row with a value
@@ -684,24 +645,20 @@ def open_csv(path: str | Path, encoding: str | None = None,
                 if index < len(cells) and cells[index].strip():
                     stray.setdefault(index, number)
     except UnicodeError as exc:  # a byte that does not decode; UTF-16 with no mark
-        what = (f"byte 0x{exc.object[exc.start]:02X} cannot be read"
-                if isinstance(exc, UnicodeDecodeError) else "cannot be read")
-        raise CsvError(f"The CSV file is not valid {_encoding_name(chosen)}", [
-            Problem("CSV", f"{what} as {_encoding_name(chosen)}",
-                    _encoding_hint(path, chosen, encoding))]) from None
+        hint = _encoding_hint(path, chosen, encoding)
+        if isinstance(exc, UnicodeDecodeError):
+            raise error(CsvError, "csv_byte_undecodable", "CSV", encoding=_encoding_name(chosen),
+                        byte=f"{exc.object[exc.start]:02X}", hint=hint) from None
+        raise error(CsvError, "csv_undecodable", "CSV", encoding=_encoding_name(chosen),
+                    hint=hint) from None
     except csv.Error as exc:
-        raise CsvError("The CSV file is malformed",
-                       [Problem("CSV", str(exc), "check the quoting in the file")]) from None
+        raise error(CsvError, "csv_malformed", "CSV", detail=exc) from None
     if stray:
-        raise CsvError("The CSV header has problems; nothing was rendered", [
-            Problem(f"column {column_label(index)}",
-                    f"has no header but holds values (first in row {row})",
-                    "give the column a name in the header row (then map it or ignore it "
-                    "with --columns), or delete the column") for index, row in stray.items()])
+        raise CsvError(title("csv_header_problems"), [
+            problem("csv_unnamed_column", f"column {column_label(index)}", row=row)
+            for index, row in stray.items()])
     if not count:
-        raise CsvError("The CSV file has no patient rows", [
-            Problem("CSV", "has a header row but no rows under it",
-                    "export the sheet again with its rows (check the sheet and any filter)")])
+        raise error(CsvError, "csv_no_rows", "CSV")
     return CsvSource(path, chosen, delimiter, tuple(h.strip() for h in header), count,
                      fields, sep_line)
 
@@ -710,15 +667,13 @@ def _check_shape(header: list[str]) -> None:
     """CsvError for a header past MAX_COLUMNS or with a cell past MAX_CELL_CHARS."""
     width = max((i + 1 for i, cell in enumerate(header) if cell.strip()), default=0)
     if width > MAX_COLUMNS:
-        raise CsvError("The CSV file has too many columns; nothing was rendered", [
-            Problem("row 1", f"has {width:,} columns (at most {MAX_COLUMNS}; a real export "
-                    "has tens)", _FEWER_COLUMNS)])
+        raise error(CsvError, "csv_too_many_columns", "row 1", width=f"{width:,}",
+                    most=MAX_COLUMNS)
     long = [i for i, cell in enumerate(header) if len(cell) > MAX_CELL_CHARS]
     if long:
-        raise CsvError("The CSV header has problems; nothing was rendered", [
-            Problem(f"column {column_label(i)}", f"has a header longer than "
-                    f"{MAX_CELL_CHARS:,} characters (the limit for a cell)",
-                    "name the column in a few words") for i in long])
+        raise CsvError(title("csv_header_problems"), [
+            problem("csv_long_header", f"column {column_label(i)}", most=f"{MAX_CELL_CHARS:,}")
+            for i in long])
 
 
 def _encoding_name(encoding: str) -> str:
@@ -748,14 +703,12 @@ def _split_lines(cell: str) -> list[str]:
 def _medications(cell: str) -> Any:
     text = cell.strip()
     if text.startswith("["):
-        return parse_json(text, "medications", 'use lines like "Warfarin: Restart on Friday"')
+        return parse_json(text, "medications", phrase("json_fix_medications"))
     meds = []
     for number, line in enumerate(_split_lines(text), start=1):
         name, sep, instruction = line.partition(":")
         if not sep:
-            raise RecordError("Bad medications cell", [
-                Problem(f"medications #{number}", "has no colon between name and instruction",
-                        'write one medicine per line, like "Warfarin: Restart on Friday"')])
+            raise error(RecordError, "csv_medication_no_colon", f"medications #{number}")
         meds.append({"name": name.strip(), "instruction": instruction.strip()})
     return meds
 
@@ -772,7 +725,8 @@ def row_to_data(cells: dict[str, str]) -> dict[str, Any]:
                 data[column] = _medications(value)
         elif column == "large_print":
             flag = value.strip().lower()
-            data[column] = flag in _TRUE if flag in _TRUE | _FALSE else value
+            if flag:  # blank: the site's default (validate_record), else regular print
+                data[column] = flag in _TRUE if flag in _TRUE | _FALSE else value
         elif value.strip():
             data[column] = value
     return data

@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from myelo_docs.assets import content_dir
-from myelo_docs.content.loader import available_languages
 from myelo_docs.formats.identity import (
     choose_language,
     choose_mrn,
@@ -36,7 +35,16 @@ from myelo_docs.formats.json_input import parse_json
 from myelo_docs.schema import intake
 from myelo_docs.schema.errors import Problem, RecordError
 from myelo_docs.schema.intake import IntakeSettings
-from myelo_docs.schema.record import MyelogramType, PacketRecord, validate_record
+from myelo_docs.schema.languages import available_languages
+from myelo_docs.schema.messages import phrase, problem, title
+from myelo_docs.schema.record import (
+    ExamType,
+    MyelogramType,
+    PacketRecord,
+    exam_type,
+    parse_type,
+    validate_record,
+)
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
 CPT_TYPES = {
@@ -45,12 +53,17 @@ CPT_TYPES = {
     "62304": MyelogramType.lumbar,
 }
 CPT_TWO_OR_MORE_REGIONS = "62305"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+# bodySite codes of the parts of the spine (SNOMED CT "... spine structure").
+SNOMED_REGIONS = {
+    "122494005": MyelogramType.cervical,
+    "122495006": MyelogramType.thoracic,
+    "122496007": MyelogramType.lumbar,
+}
 UNUSABLE_STATUS = {"entered-in-error", "not-done", "revoked", "cancelled", "stopped"}
 CURRENT_STATUS = {"ServiceRequest": {"active"}, "Procedure": {"preparation", "in-progress"}}
 PATIENT = "Bundle.entry[Patient]"
 MYELOGRAMS = "Bundle.entry[Procedure or ServiceRequest]"
-FIX_CODE = ("code it with CPT 62302 (cervical), 62303 (thoracic) or 62304 (lumbar), "
-            f"system {CPT_SYSTEM}, or say e.g. 'Lumbar myelogram' in code.text")
 PATIENT_FIELDS = frozenset({"patient_name", "date_of_birth", "mrn"})
 Give = Callable[[str], str]
 
@@ -85,7 +98,7 @@ def _with_paths(exc: RecordError, paths: dict[str, str]) -> RecordError:
 
 
 def _fail(problems: list[Problem]) -> RecordError:
-    return RecordError("The FHIR bundle cannot be used for a packet", problems)
+    return RecordError(title("fhir_bundle_unusable"), problems)
 
 
 def load_json(data: dict[str, Any] | str | bytes) -> Any:
@@ -95,7 +108,7 @@ def load_json(data: dict[str, Any] | str | bytes) -> Any:
     JSON, too deep, or an object with a key twice (its path in the Bundle).
     """
     if isinstance(data, str | bytes):
-        return parse_json(data, "Bundle", "send the Bundle as the EHR wrote it, in UTF-8")
+        return parse_json(data, "Bundle", phrase("json_fix_bundle"))
     return data
 
 
@@ -119,14 +132,23 @@ def order_words() -> tuple[tuple[str, ...], dict[MyelogramType, tuple[str, ...]]
     return stems, regions
 
 
+@cache
+def needle_route_words() -> tuple[str, ...]:
+    data = tomllib.loads((content_dir() / "order_words.toml").read_text("utf-8"))
+    return tuple(_plain_words(w) for w in data.get("needle_route", []))
+
+
 def names_myelogram(texts: list[str]) -> bool:
     stems, _ = order_words()
     return any(word.startswith(stems) for t in texts for word in _plain_words(t).split())
 
 
 def regions_named(texts: list[str]) -> set[MyelogramType]:
+    """The parts of the spine the words name (not the needle's way in)."""
     _, regions = order_words()
     plain = " ".join(_plain_words(t) for t in texts)
+    for route in needle_route_words():
+        plain = plain.replace(route, " ")
     return {kind for kind, words in regions.items() if any(w in plain for w in words)}
 
 
@@ -193,7 +215,7 @@ class _Issue:
 class _Candidate:
     entry: _Entry
     resource: Any
-    type: MyelogramType | None = None
+    type: ExamType | None = None
     day: date | None = None
     instant: str | None = None
     date_path: str = ""
@@ -209,7 +231,7 @@ def _entries(raw: dict[str, Any]) -> list[_Entry]:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise _fail([Problem("Bundle.entry", "is not a list", "send the entries as a JSON list")])
+        raise _fail([problem("fhir_entry_not_list", "Bundle.entry")])
     items = [(e, e.get("resource")) for e in found if isinstance(e, dict)]
     items = [(e, r) for e, r in items if isinstance(r, dict)]
     kinds = [str(r.get("resourceType", "")) for _, r in items]
@@ -242,8 +264,7 @@ def _model(entry: _Entry, issues: list[_Issue] | None) -> Any:
                 path = entry.label + "".join(
                     f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"])
                 message = err["msg"].removeprefix("Value error, ").rstrip(".")
-                issues.append(_Issue(Problem(path, f"is not valid FHIR R4 ({message})",
-                                             "correct it to match the FHIR R4 specification")))
+                issues.append(_Issue(problem("fhir_not_r4", path, detail=message)))
         return None
 
 
@@ -283,9 +304,8 @@ class _Reader:
         self.patient_keys: set[str] = set()
         self.patient_ids: set[tuple[str, str]] = set()
 
-    def issue(self, where: str, problem: str, fix: str, fields: frozenset[str] = frozenset()
-              ) -> None:
-        self.issues.append(_Issue(Problem(where, problem, fix), fields))
+    def issue(self, found: Problem, fields: frozenset[str] = frozenset()) -> None:
+        self.issues.append(_Issue(found, fields))
 
     def of_kind(self, kind: str) -> list[_Entry]:
         return [e for e in self.entries if e.kind == kind]
@@ -295,10 +315,11 @@ class _Reader:
     def patient(self) -> dict[str, Any]:
         """The record fields the Patient gives (missing ones left out, with issues)."""
         patients = self.of_kind("Patient")
-        if len(patients) != 1:
-            problem = "is missing" if not patients else f"appears {len(patients)} times"
-            self.issue(PATIENT, problem, "send exactly one Patient in the Bundle",
-                       PATIENT_FIELDS if not patients else frozenset())
+        if not patients:
+            self.issue(problem("fhir_patient_missing", PATIENT), PATIENT_FIELDS)
+            return {}
+        if len(patients) > 1:
+            self.issue(problem("fhir_patient_many", PATIENT, count=len(patients)))
             return {}
         entry = patients[0]
         patient = _model(entry, self.issues)
@@ -310,8 +331,8 @@ class _Reader:
         if patient.id or entry.full_url:  # "Patient/<id>" first, else fullUrl
             self.subject = {"reference": f"Patient/{patient.id}" if patient.id
                             else str(entry.full_url)}
-        for problem in patient_status_problems(patient, PATIENT):
-            self.issues.append(_Issue(problem))
+        for found in patient_status_problems(patient, PATIENT):
+            self.issues.append(_Issue(found))
         fields: dict[str, Any] = {}
         for name, choice in (
                 ("patient_name", choose_name(patient.name or [], f"{PATIENT}.name", self.today,
@@ -334,14 +355,11 @@ class _Reader:
     def _birth_date(self, patient: Any) -> str | None:
         where, only = f"{PATIENT}.birthDate", frozenset({"date_of_birth"})
         if patient.birthDate is None:
-            self.issue(where, "is missing",
-                       f"add the date of birth, or give it with {self.give('date_of_birth')}",
-                       only)
+            self.issue(problem("fhir_birth_missing", where, give=self.give("date_of_birth")), only)
             return None
         born = _full_date(patient.birthDate)
         if born is None:
-            self.issue(where, "is not a full date", "give year, month and day, like 1961-03-24",
-                       only)
+            self.issue(problem("fhir_birth_partial", where), only)
             return None
         return born.isoformat()
 
@@ -362,29 +380,34 @@ class _Reader:
                 self._when(item)
                 self._check_subject(item)
                 found.append(item)
+        _join_orders(found)
         return found
 
     def _identify(self, item: _Candidate) -> None:
-        codes, texts = _concept_parts(item.entry.raw.get("code"))
+        """The parts of the spine: from CPT codes (62302-62304, several of them make one
+        test of several parts); else, and for 62305, from bodySite (SNOMED CT or words),
+        else from the code's words."""
+        raw = item.entry.raw
+        codes, texts = _concept_parts(raw.get("code"))
         cpt = _cpt(codes)
-        where = f"{item.entry.label}.code"
-        if CPT_TWO_OR_MORE_REGIONS in cpt:
-            item.issues.append(_Issue(Problem(
-                where, "is CPT 62305, a myelogram of two or more regions",
-                "print one packet per region: " + FIX_CODE), frozenset({"type"})))
+        site_codes, site_texts = _concept_parts(raw.get("bodySite"))
+        sites = {SNOMED_REGIONS[c] for system, c in site_codes
+                 if system == SNOMED_SYSTEM and c in SNOMED_REGIONS} | regions_named(site_texts)
+        regions = {CPT_TYPES[c] for c in cpt if c in CPT_TYPES}
+        several = CPT_TWO_OR_MORE_REGIONS in cpt
+        if several or not regions:
+            regions |= sites or regions_named(texts)
+        if several and len(regions) < 2:
+            item.issues.append(_Issue(problem(
+                "fhir_several_one_part" if regions else "fhir_several_no_part",
+                f"{item.entry.label}.bodySite", give=self.give("type")), frozenset({"type"})))
             return
-        types = {CPT_TYPES[c] for c in cpt if c in CPT_TYPES}
-        if not types:
-            _, sites = _concept_parts(item.entry.raw.get("bodySite"))
-            types = regions_named(texts) or regions_named(sites)
-        if len(types) == 1:
-            item.type = types.pop()
+        if regions:
+            item.type = exam_type(regions)
             return
-        problem = ("names more than one part of the spine" if types else
-                   "is a myelogram but does not say which part of the spine")
-        item.issues.append(_Issue(Problem(
-            where, problem, f"{FIX_CODE}, or add a bodySite, or give {self.give('type')}"),
-            frozenset({"type"})))
+        item.issues.append(_Issue(problem(
+            "fhir_no_part", f"{item.entry.label}.code", cpt_system=CPT_SYSTEM,
+            give=self.give("type")), frozenset({"type"})))
 
     def _when(self, item: _Candidate) -> None:
         r, label = item.resource, item.entry.label
@@ -407,16 +430,13 @@ class _Reader:
         item.date_path = f"{label}.{path}"
         only = frozenset({"procedure_date"})
         if value is None:
-            item.issues.append(_Issue(Problem(
-                item.date_path, "is missing",
-                f"add {missing} (the day of the myelogram), or give "
-                f"{self.give('procedure_date')}"), only))
+            item.issues.append(_Issue(problem(
+                "fhir_date_missing", item.date_path, element=missing,
+                give=self.give("procedure_date")), only))
             return
         item.day = _full_date(value)
         if item.day is None:
-            item.issues.append(_Issue(Problem(
-                item.date_path, "is not a full date", "give year, month and day, like 2026-11-25"),
-                only))
+            item.issues.append(_Issue(problem("fhir_date_partial", item.date_path), only))
             return
         if isinstance(value, datetime) and value.tzinfo is not None:
             item.instant = value.isoformat()
@@ -436,9 +456,8 @@ class _Reader:
         else:
             ok = True
         if not ok:
-            item.issues.append(_Issue(Problem(
-                f"{item.entry.label}.subject", "refers to a different patient",
-                "send the myelogram of the Patient in this Bundle")))
+            item.issues.append(_Issue(problem("fhir_other_patient",
+                                              f"{item.entry.label}.subject")))
 
     def choose(self, found: list[_Candidate], given: dict[str, Any]) -> _Candidate | None:
         """The myelogram this packet is for; issues when none can be chosen safely.
@@ -449,16 +468,16 @@ class _Reader:
         both = frozenset({"type", "procedure_date"})
         wanted = _given_date(given.get("procedure_date"))
         if not found:
-            self.issue(MYELOGRAMS, "has no myelogram",
-                       "add a Procedure or ServiceRequest for the myelogram (" + FIX_CODE +
-                       f"), or give {self.give('type')} and {self.give('procedure_date')}", both)
+            self.issue(problem("fhir_no_myelogram", MYELOGRAMS, cpt_system=CPT_SYSTEM,
+                               give_type=self.give("type"),
+                               give_date=self.give("procedure_date")), both)
             return None
         if wanted is not None:
             pool = [c for c in found if c.day == wanted] or [c for c in found if c.day is None]
             if not pool:
-                self.issue(MYELOGRAMS, f"has no myelogram on the date given with "
-                           f"{self.give('procedure_date')}",
-                           f"check the date, or give {self.give('type')} as well", both)
+                self.issue(problem("fhir_none_on_date", MYELOGRAMS,
+                                   give_date=self.give("procedure_date"),
+                                   give_type=self.give("type")), both)
                 return None
         else:
             recent = self.today - timedelta(days=self.settings.recent_procedure_days)
@@ -468,25 +487,30 @@ class _Reader:
                     or [c for c in dated if c.day is not None and c.day >= recent]
                     or ([] if dated else found))
             if not pool:
-                days = self.settings.recent_procedure_days
-                self.issue(MYELOGRAMS, f"has only myelograms from more than {days} days ago "
-                           "and no current order",
-                           "send today's order, or give the date of the myelogram this packet "
-                           f"is for with {self.give('procedure_date')}", both)
+                self.issue(problem("fhir_only_old", MYELOGRAMS,
+                                   days=self.settings.recent_procedure_days,
+                                   give_date=self.give("procedure_date")), both)
                 return None
         # The order and the Procedure that carried it out are one myelogram.
         same = {(c.type, c.day) for c in pool}
         pool = [c for c in found if (c.type, c.day) in same]
         if given.get("type") is not None:
-            pool = [c for c in pool if c.type and c.type.value == str(given["type"]).strip()
-                    .lower()] or pool
+            wanted_type = _given_type(given["type"])
+            # A type of several parts takes the myelograms of its parts (one test).
+            pool = [c for c in pool if c.type and wanted_type is not None
+                    and set(c.type.regions) <= set(wanted_type.regions)] or pool
         groups = {(c.type, c.day) for c in pool if not c.issues} or {(c.type, c.day) for c in pool}
-        if len(groups) > 1 and given.get("type") is None or len({d for _, d in groups}) > 1:
-            which = "; ".join(f"{c.entry.label} ({c.day.isoformat() if c.day else 'no date'})"
+        days = {d for _, d in groups}
+        if len(groups) > 1 and given.get("type") is None or len(days) > 1:
+            undated = phrase("fhir_no_date")
+            which = "; ".join(f"{c.entry.label} ({c.day.isoformat() if c.day else undated})"
                               for c in pool)
-            self.issue(MYELOGRAMS, f"has {len(pool)} myelograms that could be this one: {which}",
-                       f"give the date of the one to print with {self.give('procedure_date')}, "
-                       "or send one myelogram per Bundle")
+            if len(days) > 1:
+                self.issue(problem("fhir_several_days", MYELOGRAMS, count=len(pool), which=which,
+                                   give_date=self.give("procedure_date")))
+            else:
+                self.issue(problem("fhir_several_candidates", MYELOGRAMS, count=len(pool),
+                                   which=which, give_type=self.give("type")))
             return None
         chosen = sorted(pool, key=lambda c: (bool(c.issues), c.entry.kind != "Procedure"))[0]
         self.issues.extend(chosen.issues)
@@ -511,6 +535,53 @@ class _Reader:
                         if name:
                             return name
         return None
+
+
+def _links(entry: _Entry) -> set[str]:
+    """What ties a myelogram to others of the same order: its requisition (the
+    order's group identifier) and the orders it is based on or part of."""
+    raw, links = entry.raw, set()
+    requisition = raw.get("requisition")
+    if isinstance(requisition, dict) and isinstance(requisition.get("value"), str):
+        links.add(f"requisition|{requisition.get('system') or ''}|{requisition['value']}")
+    for name in ("basedOn", "partOf"):
+        for ref in raw.get(name) or []:
+            if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+                links.add(reference_key(ref["reference"]))
+    return links
+
+
+def _join_orders(found: list[_Candidate]) -> None:
+    """Myelograms of one order (one requisition, or based on the same order or on each
+    other) are one test: each gets the type of all their parts together, so that
+    62302 and 62304 ordered together print one packet for the neck and lower back."""
+    groups: list[tuple[set[str], list[_Candidate]]] = []
+    for item in found:
+        keys = _links(item.entry) | item.entry.keys
+        joined = [g for g in groups if g[0] & keys]
+        for g in joined:
+            groups.remove(g)
+            keys |= g[0]
+        groups.append((keys, [c for g in joined for c in g[1]] + [item]))
+    for _, order in groups:
+        days = {c.day for c in order if c.day is not None} or {None}
+        for day in days:  # parts done on another day are another test
+            members = [c for c in order if c.day in (day, None)]
+            regions = {r for c in members if c.type for r in c.type.regions}
+            if len(members) < 2 or not regions:
+                continue
+            kind = exam_type(regions)
+            for c in members:
+                if c.type is None:  # a part named by the others of its order
+                    c.issues = [i for i in c.issues if i.fields != frozenset({"type"})]
+                c.type = kind
+
+
+def _given_type(value: Any) -> ExamType | None:
+    try:
+        return parse_type(value)
+    except ValueError:
+        return None  # the record's own check names the problem
 
 
 def _given_date(value: Any) -> date | None:
@@ -558,8 +629,7 @@ def packet_from_bundle(data: dict[str, Any] | str | bytes,
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     raw = load_json(data)
     if not isinstance(raw, dict) or raw.get("resourceType") != "Bundle":
-        raise _fail([Problem("Bundle.resourceType", "is not 'Bundle'",
-                             "send a FHIR R4 Bundle holding the Patient and the myelogram")])
+        raise _fail([problem("fhir_not_bundle", "Bundle.resourceType")])
     reader = _Reader(raw, settings, give)
     fields = reader.patient()
     paths = {"patient_name": f"{PATIENT}.name", "date_of_birth": f"{PATIENT}.birthDate",
@@ -571,7 +641,8 @@ def packet_from_bundle(data: dict[str, Any] | str | bytes,
                       physician=reader.physician(chosen))
         paths.update(type=f"{chosen.entry.label}.code", procedure_date=chosen.date_path,
                      physician=f"{chosen.entry.label}.performer",
-                     record=f"{PATIENT}.birthDate and {chosen.date_path}")
+                     record=phrase("fhir_both_paths", first=f"{PATIENT}.birthDate",
+                                   second=chosen.date_path))
     problems = [i.problem for i in reader.issues if not (i.fields and i.fields <= given.keys())]
     if problems:
         raise _fail(problems)

@@ -21,9 +21,11 @@ from typing import Any
 
 from myelo_docs.about import __version__
 from myelo_docs.content.loader import load_content
-from myelo_docs.formats.fhir import CPT_SYSTEM, CPT_TYPES, FhirPacket
+from myelo_docs.formats.fhir import CPT_SYSTEM, CPT_TWO_OR_MORE_REGIONS, CPT_TYPES, FhirPacket
 from myelo_docs.schema.brand import Brand
 from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.schema.messages import error
+from myelo_docs.schema.record import ExamType
 
 FHIR_VERSION = "4.0.1"
 DISCHARGE_INSTRUCTIONS = {"system": "http://loinc.org", "code": "8653-8",
@@ -47,13 +49,18 @@ ORGANIZATION_ID = "organization"
 PATIENT_REFERENCE = r"^(https?://\S+/)?Patient/[A-Za-z0-9\-.]{1,64}$"
 
 
+def event_codes(kind: ExamType) -> list[str]:
+    """The CPT code of the myelogram: 62302-62304 for one part, 62305 for several."""
+    if len(kind.regions) > 1:
+        return [CPT_TWO_OR_MORE_REGIONS]
+    return [code for code, part in CPT_TYPES.items() if part == kind]
+
+
 def check_patient_reference(reference: str, where: str) -> None:
     """RecordError unless ``reference`` is Patient/<id> (optionally with the server's
     base URL in front)."""
     if not re.fullmatch(PATIENT_REFERENCE, reference):
-        raise RecordError("The Patient reference is not one a FHIR server takes", [
-            Problem(where, "is not Patient/<id>",
-                    "give the Patient's id on your FHIR server, like Patient/123")])
+        raise error(RecordError, "fhir_patient_reference", where)
 
 
 def document_id(packet: FhirPacket) -> str:
@@ -83,10 +90,7 @@ def _subject(packet: FhirPacket, patient_reference: str | None,
     if patient_reference:
         subject["reference"] = patient_reference
     elif not packet.mrn_system:
-        raise RecordError("The DocumentReference cannot name its patient", [Problem(
-            "patient", "is not given, and the MRN has no identifier system",
-            "give the Patient's id on your FHIR server (--fhir-subject, or \"patient\" over "
-            "HTTP), or the MRN's system (--mrn-system)")])
+        raise error(RecordError, "fhir_subject_unknown", "patient")
     elif conditional:
         subject["reference"] = f"Patient?identifier={packet.mrn_system}|{packet.record.mrn}"
     return subject
@@ -166,7 +170,7 @@ def document_reference(pdf: bytes, packet: FhirPacket, brand: Brand, *,
         "content": [{"attachment": attachment, "format": FORMAT_CODE}],
         "context": {"period": {"start": day, "end": day},
                     "event": [{"coding": [{"system": CPT_SYSTEM, "code": code}]}
-                              for code, kind in CPT_TYPES.items() if kind == record.type]},
+                              for code in event_codes(record.type)]},
     }
     if packet.procedure_identifier:  # never the sender's own Procedure/<id>
         resource["context"]["related"] = [packet.procedure_identifier]

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from myelo_docs.content.loader import available_languages
+from myelo_docs.schema.languages import available_languages
 from myelo_docs.schema.record import PacketRecord
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _DESCRIPTIONS = {
-    "type": "Which part of the spine was examined.",
+    "type": ("Which part of the spine was examined; for a test of several parts, all of "
+             "them: a list ([\"cervical\", \"lumbar\"]) or joined with + "
+             "(\"cervical+lumbar\"), in any order."),
     "patient_name": "The patient's full name, as on their wristband.",
     "date_of_birth": "Date of birth, YYYY-MM-DD; not in the future, not before 1900.",
     "mrn": "Medical record number, printed as given.",

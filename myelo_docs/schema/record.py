@@ -6,7 +6,6 @@ bodies and this model. Limits are documented in the README.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from datetime import date
@@ -19,16 +18,17 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from myelo_docs.schema import intake
-from myelo_docs.schema.damaged import FIX as DAMAGE_FIX
 from myelo_docs.schema.damaged import damage
-from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.schema.errors import RecordError
 from myelo_docs.schema.intake import IntakeSettings
-from myelo_docs.schema.problems import Code, problems_from, user_error
+from myelo_docs.schema.messages import did_you_mean, error, invalid, phrase, title
+from myelo_docs.schema.problems import Code, problems_from
 
 MAX_NAME = 120
 MAX_MRN = 40
@@ -50,16 +50,87 @@ _EXCEL_DECIMAL = re.compile(r"\d+[.,]0+")
 
 
 class MyelogramType(StrEnum):
+    """One part of the spine, and the type of a myelogram of that part alone."""
+
     cervical = "cervical"
     thoracic = "thoracic"
     lumbar = "lumbar"
 
+    @property
+    def regions(self) -> tuple[MyelogramType, ...]:
+        return (self,)
 
-EXCEL_MRN_FIX = ("in the spreadsheet, format the MRN column as Text, fill in the MRNs again "
-                 "from the source system and export again")
+
+REGION_JOIN = "+"
 
 
-_custom = user_error
+class MultiRegionType(StrEnum):
+    """A myelogram of two or more parts of the spine in one test (CPT 62305).
+
+    The value is the canonical key, the parts in spine order joined by ``+``
+    ("cervical+lumbar"): what file names, content tables (types.toml), the
+    drawing (images/spine-<value>.svg), provenance and template caches key on,
+    as they key on a single type's value.
+    """
+
+    cervical_thoracic = "cervical+thoracic"
+    cervical_lumbar = "cervical+lumbar"
+    thoracic_lumbar = "thoracic+lumbar"
+    cervical_thoracic_lumbar = "cervical+thoracic+lumbar"
+
+    @property
+    def regions(self) -> tuple[MyelogramType, ...]:
+        return tuple(MyelogramType(part) for part in self.value.split(REGION_JOIN))
+
+
+ExamType = MyelogramType | MultiRegionType
+# Every value a record's type can take: the single parts first, in spine order.
+ALL_TYPES: tuple[ExamType, ...] = (*MyelogramType, *MultiRegionType)
+
+
+def exam_type(regions: Any) -> ExamType:
+    """The type for a set of parts of the spine, in any order: {lumbar, cervical} ->
+    MultiRegionType.cervical_lumbar, {lumbar} -> MyelogramType.lumbar.
+    Raises ValueError for no part."""
+    parts = [r for r in MyelogramType if r in set(regions)]
+    if not parts:
+        raise ValueError("no part of the spine")
+    if len(parts) == 1:
+        return parts[0]
+    return MultiRegionType(REGION_JOIN.join(parts))
+
+
+def parse_type(value: Any) -> ExamType:
+    """A record's type from what a user gave: a type, "Lumbar", "lumbar + cervical"
+    (flags, CSV) or a JSON list ["lumbar", "cervical"]; the parts are put in spine
+    order (cervical, thoracic, lumbar). A part named twice is refused, not folded:
+    "lumbar+lumbar" is more likely a slip for another part than meant.
+    Raises a PydanticCustomError (Code.not_a_type) naming the fix; never echoes the value."""
+    if isinstance(value, MyelogramType | MultiRegionType):
+        return value
+    if isinstance(value, str):
+        parts: list[Any] = value.split(REGION_JOIN)
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        raise invalid("type_unknown", hint="", code=Code.not_a_type)
+    if not parts or (len(parts) == 1 and not str(parts[0]).strip()):
+        raise invalid("type_no_part", code=Code.not_a_type)
+    found: list[MyelogramType] = []
+    for number, part in enumerate(parts, start=1):
+        word = part.strip().lower() if isinstance(part, str) else ""
+        if word not in MyelogramType.__members__:
+            # the value is not echoed: a shifted CSV column could be a name
+            hint = did_you_mean(word, MyelogramType.__members__, cutoff=0.75)
+            if len(parts) > 1:
+                raise invalid("type_unknown_part", number=number, hint=hint,
+                              code=Code.not_a_type)
+            raise invalid("type_unknown", hint=hint, code=Code.not_a_type)
+        region = MyelogramType(word)
+        if region in found:
+            raise invalid("type_part_twice", part=region.value, code=Code.not_a_type)
+        found.append(region)
+    return exam_type(found)
 
 
 def language_code(value: str) -> str:
@@ -77,41 +148,24 @@ def clean_text(value: Any, name: bool = False) -> Any:
         return value
     value = unicodedata.normalize("NFC", value).strip()
     if value and unicodedata.category(value[0]).startswith("M"):
-        raise _custom(
-            f"starts with an accent or mark (U+{ord(value[0]):04X}) that has no letter",
-            "type the letter and its accent together, or remove the mark",
-            code=Code.starts_with_mark,
-        )
+        raise invalid("text_starts_with_mark", codepoint=f"{ord(value[0]):04X}",
+                      code=Code.starts_with_mark)
     for i, ch in enumerate(value):
         category = unicodedata.category(ch)
         if i and category.startswith("M") and value[i - 1] == ch:
             # Drawn twice at one place: the text layer keeps one, or a wrong letter.
-            raise _custom(
-                f"has the same accent or mark (U+{ord(ch):04X}) twice in a row",
-                "type the accent once", code=Code.mark_twice,
-            )
+            raise invalid("text_mark_twice", codepoint=f"{ord(ch):04X}", code=Code.mark_twice)
         if ch in _BIDI_CONTROLS:
-            raise _custom(
-                f"contains a hidden direction-override character (U+{ord(ch):04X})",
-                "retype the value without copying it from another program",
-                code=Code.direction_override,
-            )
+            raise invalid("text_direction_override", codepoint=f"{ord(ch):04X}",
+                          code=Code.direction_override)
         if ch == _SOFT_HYPHEN:
-            raise _custom(
-                "contains a soft hyphen (U+00AD), an invisible character that prints as "
-                "a hyphen where a line breaks",
-                "remove it, or retype the value without copying it from another program",
-                code=Code.soft_hyphen,
-            )
+            raise invalid("text_soft_hyphen", code=Code.soft_hyphen)
         if category in ("Cc", "Cs", "Co", "Cn"):
-            raise _custom(
-                f"contains a control or unassigned character (U+{ord(ch):04X})",
-                "remove line breaks, tabs and invisible characters",
-                code=Code.control_character,
-            )
+            raise invalid("text_control_character", codepoint=f"{ord(ch):04X}",
+                          code=Code.control_character)
     found = damage(value, name=name)
     if found is not None:
-        raise _custom(found.value, DAMAGE_FIX, code=Code.damaged_text)
+        raise invalid("text_damaged", damage=phrase(found.value), code=Code.damaged_text)
     return value
 
 
@@ -123,22 +177,24 @@ def parse_iso_date(value: Any) -> Any:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not _ISO_DATE.match(value.strip()):
-        raise _custom(
-            "is not a date in the form YYYY-MM-DD",
-            "write the date like 1961-03-24 (year-month-day)", code=Code.not_a_date,
-        )
+        raise invalid("date_not_iso", code=Code.not_a_date)
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise _custom(
-            "is not a real calendar date", "check the month and the day",
-            code=Code.not_real_date,
-        ) from None
+        raise invalid("date_not_real", code=Code.not_real_date) from None
 
 
 Text = Annotated[str, BeforeValidator(clean_text)]
 Name = Annotated[str, BeforeValidator(clean_name)]  # names and identifiers
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
+
+
+# One part, several joined in spine order, or a JSON list of parts.
+_TYPE_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"type": "string", "enum": [t.value for t in ALL_TYPES]},
+    {"type": "array", "items": {"type": "string", "enum": [t.value for t in MyelogramType]},
+     "minItems": 1, "maxItems": len(MyelogramType), "uniqueItems": True},
+]}
 
 
 class Medication(BaseModel):
@@ -153,7 +209,7 @@ class PacketRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: MyelogramType
+    type: Annotated[ExamType, WithJsonSchema(_TYPE_SCHEMA)]
     patient_name: Name = Field(min_length=1, max_length=MAX_NAME)
     date_of_birth: IsoDate
     mrn: Name = Field(min_length=1, max_length=MAX_MRN)
@@ -171,18 +227,7 @@ class PacketRecord(BaseModel):
     @field_validator("type", mode="before")
     @classmethod
     def _type_any_case(cls, value: Any) -> Any:
-        if isinstance(value, MyelogramType):
-            return value
-        if not isinstance(value, str) or value.strip().lower() not in MyelogramType.__members__:
-            close = difflib.get_close_matches(str(value).strip().lower(),
-                                              MyelogramType.__members__, n=1, cutoff=0.75)
-            raise _custom(  # the value is not echoed: a shifted CSV column could be a name
-                "is not a myelogram type",
-                (f"did you mean {close[0]}? " if close else "")
-                + "use cervical, thoracic or lumbar",
-                code=Code.not_a_type,
-            )
-        return value.strip().lower()
+        return parse_type(value)
 
     @field_validator("mrn", mode="after")
     @classmethod
@@ -190,16 +235,11 @@ class PacketRecord(BaseModel):
         # "123<zero-width space>456" prints as 123456 but is another MRN to a
         # chart system reading the page's code or a nurse typing what they see.
         if any(unicodedata.category(ch) == "Cf" for ch in value):
-            raise _custom("contains an invisible character",
-                          "type the MRN again instead of copying it from another program",
-                          code=Code.invisible_character)
+            raise invalid("mrn_invisible", code=Code.invisible_character)
         if _EXCEL_SCIENTIFIC.fullmatch(value):
-            raise _custom("was changed by Excel into a rounded number in scientific notation "
-                          "(like 1.23E+11), so the real MRN is lost", EXCEL_MRN_FIX,
-                          code=Code.mrn_excel_scientific)
+            raise invalid("mrn_excel_scientific", code=Code.mrn_excel_scientific)
         if _EXCEL_DECIMAL.fullmatch(value):
-            raise _custom("ends in a decimal part (like .0) that Excel adds when it treats "
-                          "the MRN as a number", EXCEL_MRN_FIX, code=Code.mrn_decimal)
+            raise invalid("mrn_excel_decimal", code=Code.mrn_decimal)
         return value
 
     @field_validator("physician", "nurse", "follow_up", mode="after")
@@ -210,36 +250,30 @@ class PacketRecord(BaseModel):
     @field_validator("language", mode="before")
     @classmethod
     def _known_language(cls, value: Any) -> Any:
-        from myelo_docs.content.loader import available_languages
+        from myelo_docs.schema.languages import available_languages
 
         if not isinstance(value, str):
             return value
         value = language_code(value) or "en"
         languages = available_languages()
         if value not in languages:
-            raise _custom(
-                "is not a language we have patient text for",
-                "use one of: " + ", ".join(sorted(languages)),
-                code=Code.bad_language,
-            )
+            raise invalid("language_no_text", known=", ".join(sorted(languages)),
+                          code=Code.bad_language)
         return value
 
     @field_validator("date_of_birth", mode="after")
     @classmethod
     def _not_future(cls, value: date) -> date:
         if value > intake.today():
-            raise _custom("is in the future", "check the year of birth", code=Code.future_date)
+            raise invalid("birth_in_future", code=Code.future_date)
         if value.year < 1900:
-            raise _custom("is before 1900", "check the year of birth", code=Code.before_1900)
+            raise invalid("birth_before_1900", code=Code.before_1900)
         return value
 
     @model_validator(mode="after")
     def _born_before_test(self) -> PacketRecord:
         if self.procedure_date < self.date_of_birth:
-            raise _custom(
-                "procedure_date is before date_of_birth",
-                "check both dates (year-month-day)", code=Code.test_before_birth,
-            )
+            raise invalid("test_before_birth", code=Code.test_before_birth)
         return self
 
 
@@ -265,13 +299,20 @@ def validate_record(data: Any, intake: IntakeSettings | None = None) -> PacketRe
     """Validate raw data (a dict from JSON, CSV, HTTP...) into a record.
 
     Then the hospital's intake checks (``intake``, default: our defaults): the
-    procedure date window and the MRN pattern. Raises RecordError listing
+    procedure date window, the MRN pattern and the offered languages; its
+    large-print default fills a record that does not say. Raises RecordError listing
     every problem at once.
     """
+    intake = intake or IntakeSettings()
+    if intake.large_print:  # the site's default, for a record that does not say
+        if isinstance(data, dict) and "large_print" not in data:
+            data = {**data, "large_print": True}
+        elif isinstance(data, PacketRecord) and "large_print" not in data.model_fields_set:
+            data = data.model_copy(update={"large_print": True})
     record = record_model(data)
-    problems = (intake or IntakeSettings()).problems(record)
+    problems = intake.problems(record)
     if problems:
-        raise RecordError("The patient record has problems", problems)
+        raise RecordError(title("record_problems"), problems)
     return record
 
 
@@ -281,12 +322,9 @@ def record_model(data: Any) -> PacketRecord:
     if isinstance(data, PacketRecord):
         return data
     if not isinstance(data, dict):
-        raise RecordError(
-            "The record must be an object of fields",
-            [Problem("record", "is not a JSON object", "give the fields as {\"type\": ...}")],
-        )
+        raise error(RecordError, "record_not_object", "record")
     try:
         return PacketRecord.model_validate(data)
     except ValidationError as exc:
-        raise RecordError("The patient record has problems",
+        raise RecordError(title("record_problems"),
                           problems_from(exc, RECORD_FIELDS, model=PacketRecord)) from None
