@@ -11,9 +11,11 @@ rest, even if an MRN itself holds a ``|``.
 The code is drawn while WeasyPrint writes the PDF (a ``finisher``): plain
 filled rectangles appended to each page's content stream, marked as an
 artifact so the tagged (PDF/UA) structure is untouched and screen readers
-skip it. No font, no image, no second parse of the PDF. It sits in the bottom
-margin, right edges aligned with the text, inside print.css's reserved space.
-``check_codes`` reads it back with PDFium for the self-check.
+skip it. No font, no image, no second parse of the PDF. Its size and place
+(``--code-side``, ``--code-bottom``, ``--code-right``) are read from
+print.css, where the page's margins leave room for it: in the bottom margin,
+its right edge aligned with the text. ``check_codes`` reads it back with
+PDFium for the self-check.
 """
 
 from __future__ import annotations
@@ -21,18 +23,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pypdfium2 as pdfium
 import segno
+import tinycss2
 
+from myelo_docs.assets import templates_dir
 from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.messages import problem
 
 PREFIX = "MYELO"
 MM = 72 / 25.4  # PDF points per millimetre
-SIDE_MM = 12.0  # the symbol, without its quiet zone
-BOTTOM_MM = 5.0  # page bottom edge to the symbol: most printers can't print the last ~4.2 mm
-RIGHT_MM = 16.0  # page right edge to the symbol: the page's right margin in print.css
 QUIET_MODULES = 4  # the blank border a QR reader needs
 
 PayloadFor = Callable[[int, int], str]  # (page, total) -> payload
@@ -75,9 +77,48 @@ class Box:
         return QUIET_MODULES * self.module
 
 
+@dataclass(frozen=True)
+class Place:
+    """The symbol's side (without its quiet zone) and its distances from the
+    paper's bottom and right edges, in millimetres."""
+
+    side: float
+    bottom: float
+    right: float
+
+
+PLACE_PROPERTIES = {"--code-side": "side", "--code-bottom": "bottom", "--code-right": "right"}
+
+
+@cache
+def code_place() -> Place:
+    """The ``--code-*`` lengths (in mm) of the ``:root`` rule of templates/print.css.
+
+    Raises RuntimeError when one is missing or not in mm (a broken stylesheet).
+    """
+    css = (templates_dir() / "print.css").read_text("utf-8")
+    found: dict[str, float] = {}
+    for rule in tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
+        if rule.type != "qualified-rule" or tinycss2.serialize(rule.prelude).strip() != ":root":
+            continue
+        for declaration in tinycss2.parse_blocks_contents(rule.content, skip_comments=True,
+                                                          skip_whitespace=True):
+            if declaration.type != "declaration" or declaration.name not in PLACE_PROPERTIES:
+                continue
+            tokens = [t for t in declaration.value if t.type not in ("whitespace", "comment")]
+            if len(tokens) == 1 and tokens[0].type == "dimension" and tokens[0].unit == "mm":
+                found[PLACE_PROPERTIES[declaration.name]] = float(tokens[0].value)
+    missing = sorted(name for name, key in PLACE_PROPERTIES.items() if key not in found)
+    if missing:
+        raise RuntimeError(f"print.css gives no length in mm for {', '.join(missing)} in :root")
+    return Place(**found)
+
+
 def code_box(page_right: float, page_bottom: float, modules: int) -> Box:
-    side = SIDE_MM * MM
-    return Box(page_right - RIGHT_MM * MM - side, page_bottom + BOTTOM_MM * MM, side, modules)
+    place = code_place()
+    side = place.side * MM
+    return Box(page_right - place.right * MM - side, page_bottom + place.bottom * MM, side,
+               modules)
 
 
 _RUN = re.compile(rb"\x01+")
@@ -131,9 +172,9 @@ def check_codes(pdf: bytes, payload_for: PayloadFor, first: int = 0,
         for number in range(1, total + 1):
             page = document[first + number - 1]
             try:
-                problem = code_problem(page, payload_for(number, total), first + number)
-                if problem:
-                    problems.append(problem)
+                found = code_problem(page, payload_for(number, total), first + number)
+                if found:
+                    problems.append(found)
             finally:
                 page.close()
         return problems
@@ -145,9 +186,7 @@ def code_problem(page: pdfium.PdfPage, payload: str, page_number: int) -> Proble
     """A problem if this open page does not carry the code for payload."""
     if _matches(page, code_matrix(payload)):
         return None
-    return Problem(f"page {page_number}",
-                   "does not carry this patient's scannable code for this page",
-                   "report this as a bug; the packet was not written")
+    return problem("code_unreadable", f"page {page_number}")
 
 
 MODULE_PX = 5  # pixels a module when reading a code back; sampled at each module's middle

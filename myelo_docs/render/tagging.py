@@ -10,6 +10,12 @@ report:
   the hospital (logo with its alt text), and the patient's identifiers, once.
 * Header cells (/TH) carry no /Scope. Ours are either a column's header (in a
   row of headers) or a row's header (first cell of a row of data).
+* WeasyPrint builds the tree page by page, so a table that runs over a page
+  break becomes one Table per page, each with the header row it repeats: a
+  screen reader would meet several tables. A Table that opens a page,
+  continuing the Table that ended the page before with the same header row,
+  is joined to it: its rows move into the first Table, and its repeated
+  header row becomes an artifact (still printed, not read twice).
 
 The rest of the file (fonts, XMP metadata, PDF/A or PDF/UA identification) is
 kept as it is.
@@ -26,27 +32,31 @@ from pikepdf import Array, Dictionary, Name
 
 
 def finish_tags(pdf: bytes) -> bytes:
-    """The same PDF with margin boxes as artifacts and /Scope on header cells."""
+    """The same PDF with margin boxes as artifacts, /Scope on header cells and
+    each table one Table across pages."""
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         root = doc.Root.get("/StructTreeRoot")
         if root is None:  # an untagged variant: nothing to finish
             return pdf
-        in_tree = _reachable(root)
         document = _first_kid(root)
+        page_index = {page.obj.objgen: i for i, page in enumerate(doc.pages)}
+        repeated = _join_tables(document, page_index) if document is not None else {}
+        in_tree = _reachable(root)
         parent_tree = _parent_tree(root)
         for index, page in enumerate(doc.pages):
             key = page.obj.get("/StructParents")
             mcids = parent_tree.get(int(key)) if key is not None else None
             if mcids is None:
                 continue
+            artifacts = {}
+            for mcid in repeated.get(index, ()):
+                artifacts[mcid] = "/Header"
+                mcids[mcid] = None
             orphans = _orphan_groups(mcids, in_tree)
-            if not orphans:
-                continue
-            if index == 0 and document is not None:
+            if index == 0 and document is not None and orphans:
                 header = orphans.pop(0)
                 document.K.insert(0, header["root"])
                 _reach_from(header["root"], in_tree)
-            artifacts = {}
             for position, group in enumerate(orphans):
                 subtype = "/Header" if position == 0 and index > 0 else "/Footer"
                 for mcid in group["mcids"]:
@@ -155,6 +165,125 @@ def _mark_artifacts(doc: pikepdf.Pdf, page: pikepdf.Page, artifacts: dict[int, s
     streams = list(contents) if isinstance(contents, Array) else [contents]
     data = b"\n".join(stream.read_bytes() for stream in streams)
     page.obj.Contents = doc.make_stream(_MARKED.sub(replace, data))
+
+
+def _page_of(node: pikepdf.Object, page_index: dict) -> int | None:
+    page = node.get("/Pg") if isinstance(node, Dictionary) else None
+    return page_index.get(page.objgen) if page is not None else None
+
+
+def _chain(node: pikepdf.Object, last: bool) -> list[Dictionary]:
+    """node, then its first (or last) structure element child, and so on down."""
+    chain = []
+    while isinstance(node, Dictionary):
+        chain.append(node)
+        elements = [k for k in _kids(node) if isinstance(k, Dictionary) and "/S" in k]
+        node = (elements[-1] if last else elements[0]) if elements else None
+    return chain
+
+
+def _header_row(table: Dictionary) -> Dictionary | None:
+    heads = [k for k in _kids(table) if isinstance(k, Dictionary) and k.get("/S") == Name.THead]
+    return heads[0] if heads else None
+
+
+def _cells(row_group: Dictionary) -> list[Dictionary]:
+    return [cell for row in _kids(row_group) if isinstance(row, Dictionary)
+            for cell in _kids(row) if isinstance(cell, Dictionary)
+            and cell.get("/S") in (Name.TH, Name.TD)]
+
+
+def _mcids(node: pikepdf.Object) -> list[int]:
+    found = []
+    for kid in _kids(node):
+        if isinstance(kid, int):
+            found.append(int(kid))
+        elif isinstance(kid, Dictionary) and "/MCID" in kid:
+            found.append(int(kid.MCID))
+        elif isinstance(kid, Dictionary):
+            found += _mcids(kid)
+    return found
+
+
+def _join_tables(document: Dictionary, page_index: dict) -> dict[int, list[int]]:
+    """Join each Table continued at the top of a page to the one it continues.
+
+    Returns, per page index, the MCIDs of the repeated header rows (now to be
+    artifacts).
+    """
+    parts: dict[int, list[Dictionary]] = {}
+    for kid in _kids(document):
+        page = _page_of(kid, page_index)
+        if isinstance(kid, Dictionary) and kid.get("/S") == Name.Part and page is not None:
+            parts.setdefault(page, []).append(kid)
+    # Every page's chains are taken before any table is joined (joining empties
+    # the containers of a page that held nothing but table rows).
+    chains = {page: (_chain(kids[0], last=False), _chain(kids[-1], last=True))
+              for page, kids in parts.items()}
+    repeated: dict[int, list[int]] = {}
+    head_of: dict[tuple[int, int], Dictionary] = {}
+    for page in sorted(parts):
+        if page - 1 not in parts:
+            continue
+        before, after = chains[page - 1][1], chains[page][0]
+        for upper, lower in zip(before, after, strict=False):
+            if upper.get("/S") != lower.get("/S"):
+                break
+            if upper.get("/S") != Name.Table:
+                continue
+            head = head_of.get(upper.objgen, upper)
+            head_row, lower_row = _header_row(head), _header_row(lower)
+            if (head_row is None) != (lower_row is None):
+                break
+            if head_row is not None and len(_cells(head_row)) != len(_cells(lower_row)):
+                break
+            if lower_row is not None:
+                repeated.setdefault(page, []).extend(_mcids(lower_row))
+            _move_rows(head, lower, head_row, lower_row)
+            head_of[lower.objgen] = head
+            break
+    return repeated
+
+
+def _move_rows(head: Dictionary, lower: Dictionary, head_row: Dictionary | None,
+               lower_row: Dictionary | None) -> None:
+    """Move lower's body rows into head, pointing their cells at head's header
+    cells, and take lower (and any container it leaves empty) out of the tree."""
+    renamed = {}
+    if head_row is not None and lower_row is not None:
+        renamed = {str(old.ID): new.ID for old, new in zip(_cells(lower_row), _cells(head_row),
+                                                           strict=True)
+                   if "/ID" in old and "/ID" in new}
+    bodies = [k for k in _kids(head) if isinstance(k, Dictionary) and k.get("/S") == Name.TBody]
+    if not bodies:
+        return
+    body = bodies[-1]
+    for group in _kids(lower):
+        if not isinstance(group, Dictionary) or group.get("/S") != Name.TBody:
+            continue
+        for row in _kids(group):
+            if not isinstance(row, Dictionary):
+                continue
+            row.P = body
+            if not isinstance(body.get("/K"), Array):
+                body.K = Array(_kids(body))
+            body.K.append(row)
+            for cell in _kids(row):
+                attributes = cell.get("/A") if isinstance(cell, Dictionary) else None
+                headers = attributes.get("/Headers") if isinstance(attributes, Dictionary) else None
+                if isinstance(headers, Array):
+                    attributes.Headers = Array([renamed.get(str(h), h) for h in headers])
+    node = lower
+    while True:
+        parent = node.get("/P")
+        if not isinstance(parent, Dictionary) or parent.get("/S") is None:
+            break
+        parent.K = Array([k for k in _kids(parent)
+                          if not (isinstance(k, Dictionary) and k.is_indirect
+                                  and k.objgen == node.objgen)])
+        if len(parent.K) or parent.get("/S") == Name.Document:
+            break
+        node = parent
 
 
 def _scope_header_cells(root: pikepdf.Object) -> None:
