@@ -51,7 +51,7 @@ def test_flags_override_json(cli, tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(BASE_RECORD))
     result = cli.invoke(main, ["packet", "--input", "r.json", "--type", "thoracic", "-o", "t.pdf"])
     assert result.exit_code == 0, result.output
-    assert "Thoracic myelogram" in flat(pages_text((tmp_path / "t.pdf").read_bytes())[0])
+    assert "after your thoracic myelogram" in flat(pages_text((tmp_path / "t.pdf").read_bytes())[0])
 
 
 def test_invalid_record_exit_3_lists_every_problem_and_writes_nothing(cli, tmp_path):

@@ -64,3 +64,38 @@ def test_protocol_defaults_and_partial_override(tmp_path):
     path.write_text("head_pillows = 3\n")
     protocol = load_protocol(path)
     assert protocol.head_pillows == 3 and protocol.fever_f == 100.0
+
+
+def test_an_unknown_key_in_any_settings_file_gets_a_did_you_mean_among_its_own_keys(tmp_path):
+    """Brand, protocol, thresholds, column map and site: a misspelt key is answered
+    with the nearest key of that file, never with the patient record's fields."""
+    from click.testing import CliRunner
+
+    from myelo_docs.cli.main import main
+
+    (tmp_path / "brand.toml").write_text(
+        (builtin_brands_dir() / "demo" / "brand.toml").read_text("utf-8")
+        + '\ndepartmnet = "X"\n', "utf-8")
+    shutil.copy(builtin_brands_dir() / "demo" / "logo.svg", tmp_path / "logo.svg")
+    (tmp_path / "protocol.toml").write_text("rest_hourz = 3\n", "utf-8")
+    (tmp_path / "thresholds.toml").write_text("[en]\nsectoin = 6\n", "utf-8")
+    (tmp_path / "map.toml").write_text('ignroe = ["Room"]\n', "utf-8")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "site.toml").write_text('name = "X"\n[outpt]\npaper = "a4"\n', "utf-8")
+    (tmp_path / "rows.csv").write_text("patient_name,mrn\nA B,12345678\n", "utf-8")
+    handout = ["handout", "--type", "lumbar", "-o", str(tmp_path / "h.pdf")]
+    cases = [
+        (handout + ["--brand", str(tmp_path / "brand.toml")], "did you mean 'department'?"),
+        (handout + ["--protocol", str(tmp_path / "protocol.toml")], "did you mean 'rest_hours'?"),
+        (["check-content", "--thresholds", str(tmp_path / "thresholds.toml")],
+         "did you mean 'section'?"),
+        (["validate", str(tmp_path / "rows.csv"), "--columns", str(tmp_path / "map.toml")],
+         "did you mean 'ignore'?"),
+        (["validate", str(tmp_path / "rows.csv"), "--site", str(tmp_path / "site")],
+         "did you mean 'output'?"),
+    ]
+    for args, hint in cases:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 4, (args, result.output)
+        assert hint in result.output, (args, result.output)
+        assert "patient_name" not in result.output and "date_of_birth" not in result.output

@@ -17,10 +17,10 @@ from pathlib import Path
 from pypdf import PdfReader, PdfWriter
 
 from myelo_docs.output.files import write_atomic
-from myelo_docs.render.document import display_identifiers
 from myelo_docs.render.engine import Renderer
 from myelo_docs.render.stamp import check_codes, payloads_for
 from myelo_docs.schema.errors import Problem, SelfCheckError
+from myelo_docs.schema.messages import error, problem, title
 from myelo_docs.schema.record import PacketRecord
 from myelo_docs.verify.selfcheck import check_pages, page_texts
 
@@ -36,9 +36,7 @@ def build_combined(packets: list[tuple[Path, str, PacketRecord]], target: Path,
     for path, sha256, record in packets:
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise SelfCheckError("A packet changed after it was written", [
-                Problem(str(path.name), "does not match its manifest hash",
-                        "run the batch again with --resume")])
+            raise error(SelfCheckError, "print_file_changed", str(path.name))
         reader = PdfReader(io.BytesIO(data))
         writer.append(reader)
         segments.append((record, len(reader.pages), "packet"))
@@ -54,14 +52,14 @@ def build_combined(packets: list[tuple[Path, str, PacketRecord]], target: Path,
     problems: list[Problem] = []
     start = 0
     for record, count, kind in segments:
-        problems += check_pages(texts[start:start + count], display_identifiers(record),
+        problems += check_pages(texts[start:start + count], renderer.identifiers(record),
                                 numbered=kind == "packet", first_page=start + 1)
         problems += check_codes(pdf, payloads_for(kind, record.mrn), first=start, count=count)
         start += count
     if start != len(texts):
-        problems.append(Problem("print file", f"has {len(texts)} pages, expected {start}",
-                                "report this as a bug"))
+        problems.append(problem("print_file_pages", "print file", pages=len(texts),
+                                expected=start))
     if problems:
-        raise SelfCheckError("The print file failed its safety check", problems)
+        raise SelfCheckError(title("print_file_failed"), problems)
     write_atomic(target, pdf, overwrite=overwrite)
     return len(texts)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from myelo_docs.content.language_check import LanguageNudge, language_nudges
 from myelo_docs.formats.csv_input import ColumnMap, CsvSource, iter_rows, open_csv, row_to_data
 from myelo_docs.output.filenames import DEFAULT_PATTERN, check_pattern, file_name
 from myelo_docs.output.files import (
@@ -37,10 +38,10 @@ from myelo_docs.output.files import (
     write_atomic,
 )
 from myelo_docs.render.fonts import FontSet, check_glyphs, font_set
-from myelo_docs.render.options import RenderSettings
+from myelo_docs.render.options import RenderSettings, site_value
 from myelo_docs.schema.errors import Interrupted, MyeloDocsError, OutputError, Problem
 from myelo_docs.schema.intake import IntakeSettings
-from myelo_docs.schema.messages import problem
+from myelo_docs.schema.messages import error, phrase, problem, title
 from myelo_docs.schema.record import PacketRecord, text_fields, validate_record
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class RowResult:
     pages: int | None = None
     sha256: str = ""
     tagged: bool | None = None
-    render: str = ""  # "fast" (from a cached template) or "full" (WeasyPrint)
+    render: str = ""  # "fast", "full" or "fallback" (render.document.Document.path)
     error: str = ""
 
     def as_manifest(self) -> dict[str, str]:
@@ -82,10 +83,17 @@ class Summary:
     combined_pages: int = 0
     seconds: float = 0.0
     results: list[RowResult] = field(default_factory=list)
+    # row -> nurse-typed text that looks like another language than its packet's
+    nudges: dict[int, list[LanguageNudge]] = field(default_factory=dict)
 
     @property
     def rendered_per_second(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def fallbacks(self) -> int:
+        """Packets the full render drew because the fast path failed on them."""
+        return sum(1 for r in self.results if r.render == "fallback")
 
 
 def describe(error: MyeloDocsError) -> str:
@@ -104,7 +112,9 @@ def _init_worker(settings: RenderSettings) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the batch, and each
     # worker finishes the packet it is on, so every PDF written gets its line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER["renderer"] = settings.renderer()
+    from myelo_docs.render.engine import renderer_for
+
+    _WORKER["renderer"] = renderer_for(settings)
 
 
 def render_row(row: int, record: PacketRecord, out_dir: str, name: str,
@@ -118,8 +128,8 @@ def render_row(row: int, record: PacketRecord, out_dir: str, name: str,
     except MyeloDocsError as exc:
         return RowResult(row, "error", error=describe(exc))
     except Exception as exc:  # a bug must not stop the other rows
-        return RowResult(row, "error", error=f"internal error ({type(exc).__name__}); "
-                         "please report it")
+        return RowResult(row, "error",
+                         error=phrase("batch_row_internal", kind=type(exc).__name__))
     return RowResult(row, "ok", file=name, pages=document.pages,
                      sha256=hashlib.sha256(document.pdf).hexdigest(), tagged=document.tagged,
                      render=document.path)
@@ -154,8 +164,7 @@ def _plan_rows(source: CsvSource, pattern: str, fonts: FontSet,
         if visit in seen_visits:
             yield _Plan(row, result=RowResult(
                 row, "skipped",
-                error=f"duplicate of row {seen_visits[visit]} (same mrn and procedure_date); "
-                      "fix: remove one of the rows"))
+                error=phrase("batch_row_duplicate", row=seen_visits[visit])))
             continue
         seen_visits[visit] = row
         name = file_name(pattern, row, record)
@@ -342,16 +351,12 @@ def _prepare_out_dir(out_dir: Path, resume: bool, force: bool) -> None:
     user made keeps its mode.
     """
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError("The output path is a file", [
-            Problem("--out", f"{out_dir} is not a folder", "give a folder path")])
+        raise error(OutputError, "batch_out_is_file", "--out", path=out_dir)
     problems = _out_dir_problems(out_dir) if out_dir.is_dir() else []
     if problems:
-        raise OutputError("The output folder has links or files myelo-docs did not make; "
-                          "nothing was rendered", problems)
+        raise OutputError(title("batch_out_not_ours"), problems)
     if (out_dir / MANIFEST).exists() and not (resume or force):
-        raise OutputError("The output folder already has a batch in it", [
-            Problem("--out", f"{out_dir / MANIFEST} exists",
-                    "add --resume to finish that batch, --force to redo it, or pick a new folder")])
+        raise error(OutputError, "batch_exists", "--out", path=out_dir / MANIFEST)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # file names can be patient data
     with contextlib.suppress(FileExistsError):
         (out_dir / INCOMPLETE).mkdir(mode=0o700)
@@ -375,7 +380,9 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     from cached templates where they can (the manifest's render column says
     which); ``full_render`` renders every one in full. ``columns``: a column
     map (a ColumnMap or the path of a map file); ``intake``: the hospital's
-    intake checks (default: ours).
+    intake checks (default: the site's, else ours). With a site in
+    ``settings``, its file-name pattern, CSV encoding and column map apply
+    where the arguments give none.
 
     A bad row never stops the others: it gets a manifest line naming the
     field and the fix. Raises, before anything is rendered or the folder is
@@ -387,16 +394,21 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     written is mode 0600.
     """
     settings = settings or RenderSettings()
-    pattern = name_pattern or DEFAULT_PATTERN
+    site = settings.load_site()
+    pattern = site_value(name_pattern, site, "file_name_pattern", DEFAULT_PATTERN)
     check_pattern(pattern)
-    source = open_csv(csv_path, encoding, columns)
+    intake = intake or settings.intake()
+    source = open_csv(csv_path, site_value(encoding, site, "csv_encoding"),
+                      site_value(columns, site, "column_map"))
     out = Path(out_dir)
     if combined is not None and Path(combined).parent.resolve() != out.resolve():
         check_target(Path(combined), overwrite=force or resume, option="--combined")
     _prepare_out_dir(out, resume, force)
     if combined is not None:  # inside --out: checked once the folder is there
         check_target(Path(combined), overwrite=force or resume, option="--combined")
-    renderer = settings.renderer()  # built here too: a bad brand fails before any row
+    from myelo_docs.render.engine import renderer_for
+
+    renderer = renderer_for(settings)  # built here too: a bad brand fails before any row
 
     jobs = max(1, jobs or os.cpu_count() or 1)
     manifest = Manifest(out, resume)
@@ -431,6 +443,8 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                         continue
                     if combined is not None and plan.record is not None:
                         records[plan.row] = plan.record
+                    if plan.record is not None and (nudges := language_nudges(plan.record)):
+                        summary.nudges[plan.row] = nudges
                     done = manifest.done_before(plan, out) if resume else None
                     if done is not None:
                         record(done, already=True)
@@ -446,11 +460,8 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                     record(future.result())
             except KeyboardInterrupt:
                 _stop(pending, record)
-                raise Interrupted(f"The batch was stopped after {len(summary.results)} of "
-                                  f"{summary.total} rows", [
-                                      Problem("batch", "was stopped with Ctrl-C",
-                                              "run the same command with --resume to finish "
-                                              "it")]) from None
+                raise error(Interrupted, "batch_interrupted", "batch",
+                            done=len(summary.results), total=summary.total) from None
     finally:
         summary.seconds = time.perf_counter() - started
         if len(summary.results) == source.rows:

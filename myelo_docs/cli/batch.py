@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from myelo_docs.batch.run import Summary, run_batch, validate_csv
-from myelo_docs.cli.options import PAPER, handle_errors, intake_settings, mrn_pattern_option
-from myelo_docs.render.options import RenderSettings
+from myelo_docs.cli.options import handle_errors, mrn_pattern_option, render_options
+from myelo_docs.render.options import RenderSettings, site_value
 from myelo_docs.schema.errors import (
     ROWS_FAILED,
     ConfigError,
@@ -18,17 +18,25 @@ from myelo_docs.schema.errors import (
     RecordError,
     exit_codes_help,
 )
+from myelo_docs.schema.messages import title
 
-ENCODING_HELP = ("Text encoding of the CSV. Default: UTF-8 with or without BOM; UTF-16 with a "
-                 "BOM (Excel's 'Unicode Text') is read automatically. Files saved by Excel on "
-                 "Windows as plain CSV are often cp1252.")
+ENCODING_HELP = ("Text encoding of the CSV. Default: the site's, else UTF-8 with or without "
+                 "BOM; UTF-16 with a BOM (Excel's 'Unicode Text') is read automatically. Files "
+                 "saved by Excel on Windows as plain CSV are often cp1252.")
 COLUMNS_HELP = ("Column map (TOML) for an export whose headers are not the record fields: "
                 'field = "Header" or "{First Name} {Last Name}" under [columns], and '
-                'ignore = ["Room"] (see README).')
+                'ignore = ["Room"] (see README). Default: the site\'s.')
 
 
 def _rows(count: int) -> str:
     return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _fallbacks(count: int) -> str:
+    """The summary's note of packets the fast path failed on (see the log)."""
+    if not count:
+        return ""
+    return f" ({count} drawn in full after a fast-path error; see the log)"
 
 
 class Progress:
@@ -63,6 +71,19 @@ class Progress:
             click.echo(f"{done}/{total} rows{speed}", err=True)
 
 
+def _print_nudges(summary: Summary, limit: int) -> None:
+    """Fields that look like another language than their packet's: named, never shown."""
+    lines = [f"  row {row}: {nudge.message()}"
+             for row, nudges in sorted(summary.nudges.items()) for nudge in nudges]
+    if lines:
+        click.echo(f"Warning: {len(lines)} nurse-typed field(s) may be in another language "
+                   "than their packet:", err=True)
+    for line in lines[:limit]:
+        click.echo(line, err=True)
+    if len(lines) > limit:
+        click.echo(f"  ... and {len(lines) - limit} more", err=True)
+
+
 def _print_problems(results: list, limit: int | None = None) -> None:
     bad = [r for r in results if r.status != "ok"]
     for result in bad[:limit]:
@@ -76,19 +97,20 @@ def _print_problems(results: list, limit: int | None = None) -> None:
 @click.option("--encoding", help=ENCODING_HELP)
 @click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
               metavar="MAP.toml", help=COLUMNS_HELP)
-@click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Extra folder of fonts, as for batch, so names are checked against it too.")
+@render_options("font_dir", "site")
 @mrn_pattern_option
 @handle_errors
-def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
+def validate(csv_file: Path, encoding: str | None, render: RenderSettings,
              columns: Path | None = None, mrn_pattern: str | None = None) -> None:
     """Check every row of a CSV and print every problem; render nothing.
 
     Rows are numbered as a spreadsheet shows them (the header is row 1).
     """
-    intake = intake_settings(mrn_pattern=mrn_pattern)
-    source, problems = validate_csv(csv_file, encoding, font_dir, columns=columns,
-                                    intake=intake)
+    site = render.load_site()
+    source, problems = validate_csv(csv_file, site_value(encoding, site, "csv_encoding"),
+                                    render.resolved().font_dir,
+                                    columns=site_value(columns, site, "column_map"),
+                                    intake=render.intake(mrn_pattern=mrn_pattern))
     _print_problems(problems)
     good = source.rows - len(problems)
     click.echo(f"{_rows(source.rows)}: {good} ready, {len(problems)} with problems")
@@ -100,13 +122,7 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PDFs and manifest.csv (created if missing).")
-@click.option("--brand", type=click.Path(dir_okay=False, path_type=Path),
-              help="Brand file (brand.toml with its logo). Default: the built-in demo brand.")
-@click.option("--protocol", type=click.Path(dir_okay=False, path_type=Path),
-              help="Protocol settings file (TOML); keys not given keep their defaults.")
-@click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack.")
-@click.option("--paper", type=PAPER, help="Paper size. Default: the brand's.")
+@render_options()
 @click.option("--encoding", help=ENCODING_HELP)
 @click.option("--columns", "columns", type=click.Path(dir_okay=False, path_type=Path),
               metavar="MAP.toml", help=COLUMNS_HELP)
@@ -117,8 +133,8 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
               help="Finish an interrupted batch: keep rows whose file matches the manifest hash.")
 @click.option("--force", is_flag=True, help="Redo a batch in a folder that already has one.")
 @click.option("--name-pattern", help="File names, e.g. '{row}-{mrn}'. Fields: row, key, type, "
-              "procedure_date, mrn, patient_name, date_of_birth, language. Default: "
-              "packet-{procedure_date}-{key} (no patient data).")
+              "procedure_date, mrn, patient_name, date_of_birth, language. Default: the "
+              "site's, else packet-{procedure_date}-{key} (no patient data).")
 @click.option("--combined", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write all packets, in row order, into this one PDF for printing.")
 @click.option("--duplex", is_flag=True,
@@ -130,8 +146,7 @@ def validate(csv_file: Path, encoding: str | None, font_dir: Path | None = None,
                    "templates (slower; the text is the same).")
 @mrn_pattern_option
 @handle_errors
-def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | None,
-          font_dir: Path | None, paper: str | None, encoding: str | None,
+def batch(csv_file: Path, out_dir: Path, render: RenderSettings, encoding: str | None,
           columns: Path | None, jobs: int | None, dry_run: bool, resume: bool, force: bool,
           name_pattern: str | None, combined: Path | None, duplex: bool, quiet: bool,
           full_render: bool, mrn_pattern: str | None) -> None:
@@ -143,23 +158,24 @@ def batch(csv_file: Path, out_dir: Path, brand: Path | None, protocol: Path | No
     Bad rows are reported and never stop the good ones.
     """
     if duplex and not combined:
-        raise click.UsageError("--duplex only applies with --combined FILE.pdf")
+        raise click.UsageError(title("cli_duplex_needs_combined"))
     if dry_run:
-        validate.callback(csv_file, encoding, font_dir, columns,  # type: ignore[misc]
-                          mrn_pattern)
+        validate.callback(csv_file, encoding, font_dir=render.font_dir,  # type: ignore[misc]
+                          site=render.site, columns=columns, mrn_pattern=mrn_pattern)
         return
-    intake = intake_settings(mrn_pattern=mrn_pattern)
-    settings = RenderSettings(brand=brand, protocol=protocol, font_dir=font_dir, paper=paper)
-    summary = run_batch(csv_file, out_dir, settings=settings, jobs=jobs, resume=resume,
+    summary = run_batch(csv_file, out_dir, settings=render, jobs=jobs, resume=resume,
                         force=force, name_pattern=name_pattern, encoding=encoding,
                         progress=Progress(quiet), combined=combined, duplex=duplex,
-                        full_render=full_render, columns=columns, intake=intake)
+                        full_render=full_render, columns=columns,
+                        intake=render.intake(mrn_pattern=mrn_pattern))
     _print_problems(summary.results, limit=20)
+    _print_nudges(summary, limit=20)
     done = f", {summary.already_done} already done" if summary.already_done else ""
     if combined:
         click.echo(f"Print file: {combined} ({summary.combined_pages} pages)")
     click.echo(f"{_rows(summary.total)}: {summary.ok} ok, {summary.failed} failed, "
                f"{summary.skipped} skipped{done}; {summary.seconds:.1f} s, "
-               f"{summary.rendered_per_second:.1f} packets/s. Manifest: "
+               f"{summary.rendered_per_second:.1f} packets/s{_fallbacks(summary.fallbacks)}. "
+               f"Manifest: "
                f"{out_dir / 'manifest.csv'}")
     sys.exit(ROWS_FAILED if summary.failed or summary.skipped else 0)

@@ -1,4 +1,5 @@
-"""The command line: thin adapters over the core in render.py."""
+"""The command line: thin adapters over the core (render/engine.py); the render
+options and --site come from the one options table (render/options.py)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ import click
 
 from myelo_docs.about import __version__
 from myelo_docs.cli.batch import batch, validate
-from myelo_docs.cli.options import handle_errors, intake_options, intake_settings, render_options
-from myelo_docs.content.loader import available_languages
+from myelo_docs.cli.options import handle_errors, intake_options, render_options
+from myelo_docs.cli.site import site
 from myelo_docs.output.files import check_target, default_packet_name, write_atomic
+from myelo_docs.render.options import RenderSettings
 from myelo_docs.schema.errors import (
     EXIT_CODES,
     ConfigError,
     MyeloDocsError,
     OutputError,
-    Problem,
     RecordError,
     SelfCheckError,
     exit_codes_help,
 )
+from myelo_docs.schema.languages import available_languages
+from myelo_docs.schema.messages import error, phrase, title
 from myelo_docs.schema.problems import relabel
 from myelo_docs.schema.record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
 
@@ -41,7 +44,8 @@ LANGUAGE_HELP = (f"Language: {', '.join(LANGUAGES)}; any case, a region tag coun
 # ("--mrn: is required but missing. Fix: add --mrn").
 RECORD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "type": ("--type", {"metavar": "TYPE",
-                        "help": "cervical, thoracic or lumbar (any case)."}),
+                        "help": "cervical, thoracic or lumbar (any case); a test of several "
+                                "parts joins them with +, like cervical+lumbar."}),
     "patient_name": ("--patient-name", {"help": "The patient's full name, as on their "
                                                 "wristband."}),
     "date_of_birth": ("--date-of-birth", {"metavar": "YYYY-MM-DD", "help": "Date of birth."}),
@@ -76,6 +80,16 @@ def record_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def warn_languages(record: Any, names: dict[str, str]) -> None:
+    """On stderr, each nurse-typed field that looks like another language than the
+    packet's (content/language_check.py), by flag or field name, never its text."""
+    from myelo_docs.content.language_check import language_nudges
+
+    for nudge in language_nudges(record):
+        head, sep, rest = nudge.field.partition(" ")
+        click.echo(f"Warning: {nudge.message(names.get(head, head) + sep + rest)}.", err=True)
+
+
 def in_flags(exc: MyeloDocsError, names: dict[str, str],
              missing: dict[str, str] | None = None) -> MyeloDocsError:
     """The same error naming the flags the user typed instead of record fields."""
@@ -94,7 +108,7 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return render_options(func)
+    return render_options()(func)
 
 
 def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,7 +128,7 @@ def _password(file: Path | None, env: str | None, required: bool) -> str | None:
     from myelo_docs.output.encrypt import read_password
 
     if file is not None and env is not None:
-        raise click.UsageError("give --password-file or --password-env, not both")
+        raise click.UsageError(title("cli_passwords_both"))
     if file is None and env is None and not required:
         return None
     return read_password(file, env, new=required)
@@ -126,13 +140,9 @@ def check_output(output: str | None, stdout: Any = None) -> None:
     if output == "-":
         stream = stdout if stdout is not None else sys.stdout
         if stream.isatty():
-            raise OutputError("Standard output is a terminal", [Problem(
-                "-o -", "would print the PDF's raw bytes on the screen",
-                "redirect it to a file or a program (-o - > packet.pdf, -o - | lpr), "
-                "or give a file name: -o packet.pdf")])
+            raise error(OutputError, "cli_stdout_terminal", "-o -")
     elif output is not None and not output.lower().endswith(".pdf"):
-        click.echo(f"Warning: -o {output} does not end in .pdf; the file is a PDF all the "
-                   "same (name it .pdf so it opens as one).", err=True)
+        click.echo(phrase("cli_not_pdf_name", output=output), err=True)
 
 
 def _write_output(pdf: bytes, output: str | None, default_name: str, force: bool) -> str:
@@ -154,22 +164,19 @@ def _read_text(source: str, option: str, what: str) -> str:
         return sys.stdin.read() if source == "-" else \
             Path(source).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise RecordError(f"The {what} was not found",
-                          [Problem(option, f"no file {source}", "check the path")]) from None
+        raise error(RecordError, "cli_file_missing", option, what=what,
+                    source=source) from None
     except UnicodeDecodeError:
-        raise RecordError(f"The {what} is not UTF-8 text",
-                          [Problem(option, "is not UTF-8", f"save the {what} as UTF-8")]
-                          ) from None
+        raise error(RecordError, "cli_not_utf8", option, what=what) from None
 
 
 def _read_input(source: str) -> dict[str, Any]:
     from myelo_docs.formats.json_input import parse_json
 
     text = _read_text(source, "--input", "input file")
-    data = parse_json(text, "--input", "give one JSON object of the record's fields, in UTF-8")
+    data = parse_json(text, "--input", phrase("json_fix_input"))
     if not isinstance(data, dict):
-        raise RecordError("The input must be one JSON object",
-                          [Problem("--input", "is not an object", 'use {"type": ..., ...}')])
+        raise error(RecordError, "cli_input_not_object", "--input")
     return data
 
 
@@ -186,10 +193,7 @@ def _given_fields(flags: dict[str, Any]) -> dict[str, Any]:
 def _medication(text: str) -> dict[str, str]:
     name, sep, instruction = text.partition(":")
     if not sep:
-        raise RecordError("A --medication has no instruction", [
-            Problem("--medication", "needs NAME: INSTRUCTION",
-                    'write it like --medication "Warfarin: Restart on 2026-12-12"')
-        ])
+        raise error(RecordError, "cli_medication_no_colon", "--medication")
     return {"name": name.strip(), "instruction": instruction.strip()}
 
 
@@ -201,12 +205,11 @@ def _fhir_source(fhir_file: str, flags: dict[str, Any], intake: Any) -> Any:
 
 
 def _write_document_reference(pdf: bytes, source: Any, fhir_out: str, force: bool,
-                              brand: Path | None, subject: str | None, binary: bool) -> None:
+                              brand: Any, subject: str | None, binary: bool) -> None:
     from myelo_docs.formats.fhir_out import document_reference, transaction
-    from myelo_docs.schema.brand import load_brand
 
     build = transaction if binary else document_reference
-    resource = build(pdf, source, load_brand(brand), patient_reference=subject)
+    resource = build(pdf, source, brand, patient_reference=subject)
     body = (json.dumps(resource, indent=2) + "\n").encode()
     if fhir_out == "-":
         sys.stdout.buffer.write(body)
@@ -251,8 +254,7 @@ def main() -> None:
 @intake_options
 @settings_options
 @handle_errors
-def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
-           font_dir: Path | None, paper: str | None, output: str | None, force: bool,
+def packet(input_file: str | None, render: RenderSettings, output: str | None, force: bool,
            encrypt: bool, password_file: Path | None, password_env: str | None,
            fhir_file: str | None, fhir_out: str | None, fhir_subject: str | None,
            fhir_binary: bool, archive: bool, full_render: bool,
@@ -263,18 +265,17 @@ def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
     names (type, patient_name, date_of_birth, mrn, procedure_date, physician,
     nurse, follow_up, instructions, medications, language, large_print).
     """
-    from myelo_docs.render.engine import get_renderer
     from myelo_docs.schema.record import validate_record
 
     password = _password(password_file, password_env, required=encrypt)
     if password is not None and not encrypt:
-        raise click.UsageError("--password-file and --password-env go with --encrypt")
+        raise click.UsageError(title("cli_password_without_encrypt"))
     if input_file and fhir_file:
-        raise click.UsageError("give --input or --fhir, not both")
+        raise click.UsageError(title("cli_input_and_fhir"))
     if fhir_out and not fhir_file:
-        raise click.UsageError("--fhir-out needs --fhir")
+        raise click.UsageError(title("cli_fhir_out_needs_fhir"))
     if (fhir_subject or fhir_binary) and not fhir_out:
-        raise click.UsageError("--fhir-subject and --fhir-binary go with --fhir-out")
+        raise click.UsageError(title("cli_fhir_subject_needs_out"))
     if fhir_out and fhir_out != "-":
         check_target(Path(fhir_out), overwrite=force, option="--fhir-out")  # before the render
     if fhir_subject:
@@ -282,8 +283,7 @@ def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
 
         check_patient_reference(fhir_subject, "--fhir-subject")
     if archive and encrypt:
-        raise click.UsageError("--archive and --encrypt do not go together: PDF/A forbids "
-                               "encryption")
+        raise click.UsageError(title("cli_archive_encrypt"))
     check_output(output)
     data = _read_input(input_file) if input_file else {}
     given = _given_fields(fields)
@@ -295,22 +295,25 @@ def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
     missing = {field: f"add {flag_of(field)}" + (f", or \"{field}\" to {input_file}"
                                                   if input_file else "")
                for field in RECORD_FLAGS}
-    intake = intake_settings(mrn_systems, mrn_pattern)
+    from myelo_docs.render.engine import renderer_for
+
+    intake = render.intake(mrn_systems, mrn_pattern)
+    renderer = renderer_for(render)
     source = None
     try:
         source = _fhir_source(fhir_file, data, intake) if fhir_file else None
         record = source.record if source else validate_record(data, intake)
-        document = get_renderer(brand, protocol, font_dir, paper).packet(record, archive=archive,
-                                                                    full_render=full_render)
+        document = renderer.packet(record, archive=archive, full_render=full_render)
     except RecordError as exc:
         raise (source.explain(exc) if source else in_flags(exc, names, missing)) from None
+    warn_languages(record, names)
     pdf = document.pdf
     if password is not None:
         from myelo_docs.output.encrypt import ALGORITHM, encrypt_pdf
 
         pdf = encrypt_pdf(pdf, password)
     if source is not None and fhir_out:
-        _write_document_reference(pdf, source, fhir_out, force, brand, fhir_subject,
+        _write_document_reference(pdf, source, fhir_out, force, renderer.brand, fhir_subject,
                                   fhir_binary)
         if output is None:
             return
@@ -324,24 +327,27 @@ def packet(input_file: str | None, brand: Path | None, protocol: Path | None,
 @click.option("--type", "type_", required=True, metavar="TYPE",
               help=RECORD_FLAGS["type"][1]["help"])
 @click.option("--language", default="en", show_default=True, help=LANGUAGE_HELP)
-@click.option("--large-print", is_flag=True, help="Large print (18 pt text).")
+@click.option("--large-print/--regular-print", default=None,
+              help="Large print (18 pt text). Default: the site's choice, else regular.")
 @click.option("--archive", is_flag=True, help=ARCHIVE_HELP)
 @settings_options
 @handle_errors
-def handout(type_: str, language: str, large_print: bool, brand: Path | None,
-            protocol: Path | None, font_dir: Path | None, paper: str | None,
+def handout(type_: str, language: str, large_print: bool | None, render: RenderSettings,
             output: str | None, force: bool, archive: bool) -> None:
     """Write the education handout for one myelogram type (no patient details)."""
-    from myelo_docs.render.engine import get_renderer, validate_language, validate_type
+    from myelo_docs.render.engine import renderer_for, validate_language, validate_type
 
     check_output(output)
+    renderer = renderer_for(render)
     flags = {field: flag_of(field) for field in ("type", "language")}
     try:
-        kind, language = validate_type(type_), validate_language(language)
+        kind = validate_type(type_)
+        language = validate_language(language, renderer.available_languages())
     except RecordError as exc:
         raise in_flags(exc, flags) from None
-    document = get_renderer(brand, protocol, font_dir, paper).handout(kind, language, large_print,
-                                                                      archive=archive)
+    if large_print is None:
+        large_print = render.intake().large_print
+    document = renderer.handout(kind, language, large_print, archive=archive)
     where = _write_output(document.pdf, output, f"myelogram-handout-{kind.value}-{language}.pdf",
                           force)
     if output != "-":
@@ -352,22 +358,22 @@ def handout(type_: str, language: str, large_print: bool, brand: Path | None,
 @click.option("-o", "--output", default="myelo-demo-packet.pdf", show_default=True,
               help="Where to write the demo packet (- for standard output).")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@render_options("site")
 @handle_errors
-def demo(output: str, force: bool) -> None:
-    """Write a packet for a made-up patient on the built-in demo brand."""
+def demo(output: str, force: bool, render: RenderSettings) -> None:
+    """Write a packet for a made-up patient on the built-in demo brand (or the site's)."""
     from myelo_docs.cli.demo import DEMO_RECORD
-    from myelo_docs.render.engine import get_renderer
+    from myelo_docs.render.engine import renderer_for
 
     check_output(output)
     if output != "-":
         check_target(Path(output), overwrite=force, option="-o")  # before the render
-    document = get_renderer().packet(DEMO_RECORD)
+    document = renderer_for(render).packet(DEMO_RECORD)
     try:
         where = _write_output(document.pdf, output, output, force=force)
     except OSError as exc:
-        raise OutputError("Could not write the demo packet",
-                          [Problem("-o", exc.strerror or "cannot write", "pick another path")]
-                          ) from None
+        raise error(OutputError, "cli_demo_unwritable", "-o",
+                    reason=exc.strerror or phrase("cli_cannot_write")) from None
     if output != "-":
         click.echo(f"Wrote a {document.pages}-page demo packet to {where}", err=True)
 
@@ -399,25 +405,32 @@ def inspect_command(file: Path, as_json: bool, password_file: Path | None,
 @click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file of limits: [en] formula, section, whole (see README).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@render_options("site")
 @handle_errors
 def check_content(content_dir: Path | None, languages: tuple[str, ...],
-                  thresholds: Path | None, as_json: bool) -> None:
+                  thresholds: Path | None, as_json: bool, render: RenderSettings) -> None:
     """Report the reading level of the patient text, per language and section.
 
+    With --site, the text measured is ours with the site's overrides on top,
+    in the languages the site offers (--language narrows it).
     Exits with code 4 if a section or a whole handout is over its limit.
     """
     from myelo_docs.content.readability import check, failures, format_report
+    from myelo_docs.render.options import site_value
     from myelo_docs.schema.errors import ConfigError
     from myelo_docs.schema.record import language_code
 
-    reports = check(content_dir, [language_code(code) for code in languages] or None, thresholds)
+    loaded = render.load_site()
+    chosen = site_value(tuple(language_code(code) for code in languages), loaded, "languages", ())
+    reports = check(content_dir, list(chosen) or None, thresholds,
+                    overrides=loaded.content if loaded else None)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
     else:
         click.echo(format_report(reports))
     problems = failures(reports)
     if problems:
-        raise ConfigError("Some patient text is above its reading level limit", problems)
+        raise ConfigError(title("cli_readability_failed"), problems)
 
 
 @main.command(epilog=exit_codes_help(CONFIG_ERR))
@@ -460,14 +473,14 @@ def check_content(content_dir: Path | None, languages: tuple[str, ...],
               help="Connections open at once from one address (a --trusted-proxy is not "
                    "limited); past that, 503.")
 @intake_options
-@render_options
+@render_options()
 @handle_errors
 def serve(host: str, port: int, workers: int, queue: int, timeout: float,
           ssl_certfile: str | None, ssl_keyfile: str | None, fhir_max_mb: float,
           allowed_hosts: tuple[str, ...], trusted_proxies: tuple[str, ...],
           read_timeout: float, max_connections: int, max_connections_per_client: int,
-          mrn_systems: tuple[str, ...], mrn_pattern: str | None, brand: Path | None,
-          protocol: Path | None, font_dir: Path | None, paper: str | None) -> None:
+          mrn_systems: tuple[str, ...], mrn_pattern: str | None,
+          render: RenderSettings) -> None:
     """Run the HTTP service: the nurse's page at /, the JSON API under /v1/.
 
     Listens on 127.0.0.1 unless --host says otherwise (then MYELO_DOCS_TOKEN must
@@ -484,8 +497,8 @@ def serve(host: str, port: int, workers: int, queue: int, timeout: float,
                                        max_connections=max_connections,
                                        max_connections_per_client=max_connections_per_client,
                                        fhir_max_body=int(fhir_max_mb * 1024 * 1024),
-                                       intake=intake_settings(mrn_systems, mrn_pattern))
-    service.serve(settings, service.RenderSettings(brand, protocol, font_dir, paper), port=port,
+                                       intake=render.intake(mrn_systems, mrn_pattern))
+    service.serve(settings, render, port=port,
                   workers=workers, queue=queue, ssl_certfile=ssl_certfile,
                   ssl_keyfile=ssl_keyfile)
 
@@ -501,3 +514,4 @@ def schema() -> None:
 
 main.add_command(batch)
 main.add_command(validate)
+main.add_command(site)

@@ -1,6 +1,8 @@
 """What every command shares: the one rule for choices, error handling, and the
-option groups several commands take. (Commands live in cli.py and cli_batch.py;
-both import from here, never from each other's side.)"""
+option groups several commands take; the render options (--site among them)
+are made from the one options table in render/options.py. (Commands live in
+cli/main.py, cli/batch.py and cli/site.py; they import from here, never from
+each other's side.)"""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Any
 
 import click
 
+from myelo_docs.render.options import OPTIONS, Option, RenderSettings
 from myelo_docs.schema.errors import Interrupted, MyeloDocsError
+from myelo_docs.schema.messages import phrase
 
 
 class Choice(click.Choice):
@@ -27,9 +31,6 @@ class Choice(click.Choice):
         return super().convert(value.strip() if isinstance(value, str) else value, param, ctx)
 
 
-PAPER = Choice(["letter", "a4"])
-
-
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn user errors into a clear message and exit code; never a traceback."""
 
@@ -41,7 +42,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:  # files are written whole or not at all
-            click.echo("Stopped with Ctrl-C; nothing half-written is left.", err=True)
+            click.echo(phrase("cli_stopped"), err=True)
             sys.exit(Interrupted.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
@@ -58,28 +59,42 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def render_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--brand, --protocol, --font-dir and --paper: what a Renderer is built from."""
-    options = [
-        click.option("--brand", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Brand file (brand.toml with its logo). "
-                     "Default: the built-in demo brand."),
-        click.option("--protocol", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Protocol settings file (TOML); keys not given keep their defaults."),
-        click.option("--font-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Extra folder of .ttf/.otf fonts for scripts the bundled fonts lack."),
-        click.option("--paper", type=PAPER, help="Paper size. Default: the brand's."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _click_type(option: Option) -> Any:
+    if option.kind == "choice":
+        return Choice(list(option.choices))
+    if option.kind == "file":
+        return click.Path(dir_okay=False, path_type=Path)
+    return click.Path(file_okay=False, path_type=Path)
+
+
+def render_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The render options of the one table (render/options.py: --brand, --protocol,
+    --font-dir, --paper, --site; or only ``names``), given to the command as one
+    RenderSettings in its ``render`` parameter."""
+    chosen = [o for o in OPTIONS if not names or o.name in names]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def collect(*args: Any, **kwargs: Any) -> Any:
+            given = {o.name: kwargs.pop(o.name) for o in chosen}
+            return func(*args, render=RenderSettings(**given), **kwargs)
+
+        command = collect
+        for option in reversed(chosen):
+            command = click.option(option.flag, option.name, type=_click_type(option),
+                                   envvar=option.env, show_envvar=option.env is not None,
+                                   help=option.help)(command)
+        return command
+
+    return decorate
 
 
 def mrn_pattern_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--mrn-pattern: the hospital's MRN pattern (intake.py), for every input."""
     from myelo_docs.schema.intake import MRN_PATTERN_HELP
 
-    return click.option("--mrn-pattern", metavar="REGEX", help=MRN_PATTERN_HELP)(func)
+    return click.option("--mrn-pattern", metavar="REGEX",
+                        help=MRN_PATTERN_HELP + " Default: the site's.")(func)
 
 
 def intake_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,11 +103,6 @@ def intake_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     func = mrn_pattern_option(func)
     return click.option("--mrn-system", "mrn_systems", multiple=True, metavar="URI",
-                        help=MRN_SYSTEM_HELP)(func)
+                        help=MRN_SYSTEM_HELP + " Default: the site's.")(func)
 
 
-def intake_settings(mrn_systems: tuple[str, ...] = (), mrn_pattern: str | None = None) -> Any:
-    """The IntakeSettings the --mrn-system/--mrn-pattern flags describe."""
-    from myelo_docs.schema.intake import IntakeSettings
-
-    return IntakeSettings(mrn_systems=mrn_systems, mrn_pattern=mrn_pattern)

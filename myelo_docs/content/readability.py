@@ -21,14 +21,17 @@ from typing import Any
 
 from markupsafe import Markup
 
-from myelo_docs.content.loader import Content, language_folders, load_content, localised
+from myelo_docs.content.loader import Content, localised
+from myelo_docs.content.overrides import content_for
 from myelo_docs.schema.brand import load_brand
 from myelo_docs.schema.errors import ConfigError, Problem
-from myelo_docs.schema.protocol import load_protocol
-from myelo_docs.schema.record import MyelogramType
+from myelo_docs.schema.languages import language_folders
+from myelo_docs.schema.messages import did_you_mean, error, problem, title
+from myelo_docs.schema.protocol import choices, load_protocol
+from myelo_docs.schema.record import ALL_TYPES
 from myelo_docs.schema.settings_file import read_toml
 
-TYPES = [t.value for t in MyelogramType]
+TYPES = [t.value for t in ALL_TYPES]  # the parts, then tests of several parts
 
 # formula name -> (label, True if a higher score means harder text)
 FORMULAS = {
@@ -111,6 +114,9 @@ class LanguageReport:
         }
 
 
+THRESHOLD_KEYS = ("formula", "section", "whole")
+
+
 def load_thresholds(path: Path | None = None) -> dict[str, Threshold]:
     """Default thresholds, with a TOML file's [<language>] tables on top."""
     tables = {lang: dict(values) for lang, values in DEFAULT_THRESHOLDS.items()}
@@ -119,29 +125,29 @@ def load_thresholds(path: Path | None = None) -> dict[str, Threshold]:
         problems = []
         for lang, table in data.items():
             if not isinstance(table, dict):
-                problems.append(Problem(f"thresholds {lang}", "is not a table",
-                                        f"write [{lang}] with formula, section and whole"))
+                problems.append(problem("thresholds_not_table", f"thresholds {lang}",
+                                        language=lang))
                 continue
             for key, value in table.items():
-                if key not in ("formula", "section", "whole"):
-                    problems.append(Problem(f"thresholds [{lang}] {key}", "is not a known key",
-                                            "use formula, section or whole"))
+                if key not in THRESHOLD_KEYS:
+                    problems.append(problem("thresholds_unknown_key", f"thresholds [{lang}] {key}",
+                                            hint=did_you_mean(key, THRESHOLD_KEYS)))
                 elif key == "formula" and value not in FORMULAS:
-                    problems.append(Problem(f"thresholds [{lang}] formula",
-                                            f"'{value}' is not a known formula",
-                                            "use one of: " + ", ".join(FORMULAS)))
+                    problems.append(problem("thresholds_unknown_formula",
+                                            f"thresholds [{lang}] formula", value=value,
+                                            known=", ".join(FORMULAS)))
                 elif key != "formula" and (isinstance(value, bool)
                                            or not isinstance(value, int | float)):
-                    problems.append(Problem(f"thresholds [{lang}] {key}", "is not a number",
-                                            f"write a number, like {key} = 7"))
+                    problems.append(problem("thresholds_not_number", f"thresholds [{lang}] {key}",
+                                            key=key))
             tables.setdefault(lang, {}).update(table)
         for lang, table in tables.items():
             missing = [k for k in ("formula", "section", "whole") if k not in table]
             if missing:
-                problems.append(Problem(f"thresholds [{lang}]", "has no " + ", ".join(missing),
-                                        "give formula, section and whole"))
+                problems.append(problem("thresholds_missing", f"thresholds [{lang}]",
+                                        missing=", ".join(missing)))
         if problems:
-            raise ConfigError("The thresholds file has problems", problems)
+            raise ConfigError(title("thresholds_problems"), problems)
     return {lang: Threshold(t["formula"], float(t["section"]), float(t["whole"]))
             for lang, t in tables.items()}
 
@@ -234,24 +240,26 @@ def _check_files(content: Content) -> None:
     """Enough structure to measure; a hospital's folder may be incomplete."""
     problems = []
     if "labels" not in content.data["labels"]:
-        problems.append(Problem(f"content {content.language}/labels.toml", "has no [labels]",
-                                "copy labels.toml from the en folder and translate it"))
+        problems.append(problem("content_no_labels", f"content {content.language}/labels.toml"))
     if not isinstance(content.data["handout"].get("sections"), list):
-        problems.append(Problem(f"content {content.language}/handout.toml",
-                                "has no [[sections]]", "copy handout.toml from the en folder"))
+        problems.append(problem("content_no_sections",
+                                f"content {content.language}/handout.toml"))
     if problems:
-        raise ConfigError(f"The {content.language} content files have problems", problems)
+        raise ConfigError(title("content_problems", language=content.language), problems)
 
 
 def measure_language(language: str, content_dir: Path | None = None,
-                     thresholds: dict[str, Threshold] | None = None) -> LanguageReport:
+                     thresholds: dict[str, Threshold] | None = None,
+                     overrides: Path | None = None) -> LanguageReport:
     """Reading level of every section of one language's content.
 
-    Sections whose text depends on the type are measured for each type and
-    the hardest is kept; each type's whole handout is measured on its own.
+    Sections whose text depends on the type or on a protocol choice are
+    measured for each type and each choice (one changed at a time from the
+    defaults), and the hardest is kept; each type's whole handout is measured
+    on its own (the hardest choice kept).
     """
     thresholds = thresholds if thresholds is not None else load_thresholds()
-    content = load_content(language, content_dir)
+    content = content_for(language, overrides, content_dir)  # a site's text over ours
     _check_files(content)
     threshold = thresholds.get(language)
     extras = EXTRA_FORMULAS.get(language, [])
@@ -260,23 +268,28 @@ def measure_language(language: str, content_dir: Path | None = None,
     report = LanguageReport(language, str(content.folder),
                             threshold.formula if threshold else None)
     worst: dict[str, Measure] = {}
-    wholes = []
+    wholes: dict[str, Measure] = {}
+
+    def keep(kept: dict[str, Measure], m: Measure) -> None:
+        if m.name not in kept or _harder(m, kept[m.name], threshold):
+            kept[m.name] = m
+
+    variants = [protocol] + [protocol.model_copy(update={key: option})
+                             for key, options in choices().items()
+                             for option in options if option != getattr(protocol, key)]
     for type_name in TYPES:
-        text = localised(content, type_name, protocol, brand)
-        for name, file, units in _sections(text, type_name):
-            if not units:
-                continue
-            m = scorer.measure(name, f"{language}/{file}", _sentences(units), False,
-                               threshold, extras)
-            kept = worst.get(name)
-            if kept is None or _harder(m, kept, threshold):
-                worst[name] = m
-        wholes.append(scorer.measure(f"whole handout ({type_name})", f"{language}/*.toml",
-                                     _sentences(_handout_units(text, type_name)), True,
-                                     threshold, extras))
+        for variant in variants:
+            text = localised(content, type_name, variant, brand)
+            for name, file, units in _sections(text, type_name):
+                if units:
+                    keep(worst, scorer.measure(name, f"{language}/{file}", _sentences(units),
+                                               False, threshold, extras))
+            keep(wholes, scorer.measure(f"whole handout ({type_name})", f"{language}/*.toml",
+                                        _sentences(_handout_units(text, type_name)), True,
+                                        threshold, extras))
     order = ("handout", "discharge", "types", "labels")
     sections = sorted(worst.values(), key=lambda m: order.index(m.name.split()[0]))
-    report.measures = [*sections, *wholes]
+    report.measures = [*sections, *wholes.values()]
     return report
 
 
@@ -287,27 +300,26 @@ def _harder(a: Measure, b: Measure, threshold: Threshold | None) -> bool:
 
 
 def check(content_dir: Path | None = None, languages: list[str] | None = None,
-          thresholds_file: Path | None = None) -> list[LanguageReport]:
-    """Measure each language (those in ``content_dir`` if given, else ours)."""
+          thresholds_file: Path | None = None,
+          overrides: Path | None = None) -> list[LanguageReport]:
+    """Measure each language (those in ``content_dir`` if given, else ours);
+    ``overrides``: a site's text-override folder, measured layered over ours."""
     thresholds = load_thresholds(thresholds_file)
     if content_dir is not None:
         if not content_dir.is_dir():
-            raise ConfigError("The content folder was not found", [
-                Problem("--content-dir", f"no folder at {content_dir}", "check the path")])
+            raise error(ConfigError, "content_dir_missing", "--content-dir", path=content_dir)
         found = sorted(p.name for p in content_dir.iterdir() if (p / "labels.toml").is_file())
         if not found:
-            raise ConfigError("The content folder has no language folders", [
-                Problem("--content-dir", "has no <language>/labels.toml",
-                        "give the folder that holds en/, es/, ... (each with labels.toml)")])
+            raise error(ConfigError, "content_dir_empty", "--content-dir")
     else:
         found = sorted(language_folders())
     chosen = languages or found
     unknown = [lang for lang in chosen if lang not in found]
     if unknown:
-        raise ConfigError("No patient text for that language", [
-            Problem("--language", f"'{lang}' has no content folder",
-                    "use one of: " + ", ".join(found)) for lang in unknown])
-    return [measure_language(lang, content_dir, thresholds) for lang in chosen]
+        raise ConfigError(title("content_no_language"), [
+            problem("content_no_language", "--language", language=lang, known=", ".join(found))
+            for lang in unknown])
+    return [measure_language(lang, content_dir, thresholds, overrides) for lang in chosen]
 
 
 def failures(reports: list[LanguageReport]) -> list[Problem]:
@@ -317,10 +329,8 @@ def failures(reports: list[LanguageReport]) -> list[Problem]:
         label = FORMULAS[report.formula][0] if report.formula else ""
         for m in report.measures:
             if m.over:
-                problems.append(Problem(
-                    f"content {m.file} [{m.name}]",
-                    f"{label} is {m.score:g}; the limit is {m.limit}",
-                    "use shorter sentences and everyday words; keep every fact"))
+                problems.append(problem("readability_over", f"content {m.file} [{m.name}]",
+                                        label=label, score=f"{m.score:g}", limit=m.limit))
     return problems
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from babel.dates import format_date
-
+from myelo_docs.content.loader import long_date
 from myelo_docs.schema.record import PacketRecord
 from myelo_docs.verify.selfcheck import Identifiers
 
@@ -20,12 +19,16 @@ class Document:
     kind: str  # "packet" or "handout"
     language: str
     tagged: bool = True  # a tagged (PDF/UA) structure tree is kept
-    path: str = "full"  # "fast": from a cached template (fastpath/); "full": WeasyPrint
+    # "fast": from a cached template (fastpath/); "full": WeasyPrint; "fallback":
+    # WeasyPrint, because the fast path failed on this packet (logged, counted).
+    path: str = "full"
 
 
-def display_identifiers(record: PacketRecord) -> Identifiers:
+def display_identifiers(record: PacketRecord, locale: str | None = None) -> Identifiers:
+    """The identifiers as printed; ``locale``: the one the dates are written in
+    (Renderer.identifiers gives the brand's: es_US), None for the record's language."""
     return Identifiers(
         name=record.patient_name,
-        dob=format_date(record.date_of_birth, format="long", locale=record.language),
+        dob=long_date(record.date_of_birth, locale or record.language),
         mrn=record.mrn,
     )

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.schema.messages import error, phrase, problem
 from myelo_docs.schema.problems import Code
 
 MRN_SYSTEM_HELP = ("The FHIR identifier system of your hospital's MRN (repeat for more); an "
@@ -34,6 +35,10 @@ class IntakeSettings:
       a procedure date may be (whole years; default 5 back, 1 ahead).
     - ``recent_procedure_days``: a FHIR Procedure or order older than this
       (days; default 30) is chosen only when the procedure date is given.
+    - ``large_print``: the large-print choice of a record that does not say
+      (a site's output default; validate_record fills it in).
+    - ``languages``: the languages the site offers; a record in another one is
+      refused (() = every language we have text for).
 
     Raises ConfigError for a pattern that is not a valid regular expression
     or a negative window.
@@ -44,6 +49,8 @@ class IntakeSettings:
     procedure_years_back: int = 5
     procedure_years_ahead: int = 1
     recent_procedure_days: int = 30
+    large_print: bool = False
+    languages: tuple[str, ...] = ()
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,36 +60,33 @@ class IntakeSettings:
             try:
                 object.__setattr__(self, "_compiled", re.compile(self.mrn_pattern))
             except re.error as exc:
-                raise ConfigError("The MRN pattern is not a valid regular expression", [
-                    Problem("--mrn-pattern", f"cannot be read ({exc.msg})",
-                            "write a regular expression such as [0-9]{8}")]) from None
+                raise error(ConfigError, "intake_mrn_pattern_unreadable", "--mrn-pattern",
+                            detail=exc.msg) from None
         if min(self.procedure_years_back, self.procedure_years_ahead,
                self.recent_procedure_days) < 0:
-            raise ConfigError("The procedure date window is negative", [
-                Problem("procedure_years_back/ahead, recent_procedure_days", "is below 0",
-                        "give 0 or more")])
+            raise error(ConfigError, "intake_window_negative",
+                        "procedure_years_back/ahead, recent_procedure_days")
 
     def problems(self, record: Any, on: date | None = None) -> list[Problem]:
         """Every intake problem of a validated record (never quoting a value)."""
         problems = []
         if self._compiled is not None and not self._compiled.fullmatch(record.mrn):
-            problems.append(Problem(
-                "mrn", f"does not match the hospital's MRN pattern {self.mrn_pattern}",
-                "check the MRN in the source system (a spreadsheet may have dropped its "
-                "leading zeros: format the column as Text and export again)",
-                code=Code.mrn_pattern))
+            problems.append(problem("intake_mrn_pattern", "mrn", pattern=self.mrn_pattern,
+                                    code=Code.mrn_pattern))
+        if self.languages and record.language not in self.languages:
+            problems.append(problem("intake_language_not_offered", "language",
+                                    known=", ".join(self.languages), code=Code.bad_language))
         day = on or today()
         earliest = _years_from(day, -self.procedure_years_back)
         latest = _years_from(day, self.procedure_years_ahead)
         if record.procedure_date < earliest:
-            problems.append(Problem(
-                "procedure_date", f"is more than {self.procedure_years_back} years ago",
-                "check the year: a packet is printed for a recent or coming myelogram",
+            problems.append(problem(
+                "intake_too_long_ago", "procedure_date", years=self.procedure_years_back,
                 code=Code.too_long_ago, values=(("years", str(self.procedure_years_back)),)))
         elif record.procedure_date > latest:
-            problems.append(Problem(
-                "procedure_date", f"is more than {_years(self.procedure_years_ahead)} ahead",
-                "check the year of the procedure date", code=Code.too_far_ahead))
+            problems.append(problem("intake_too_far_ahead", "procedure_date",
+                                    ahead=_years(self.procedure_years_ahead),
+                                    code=Code.too_far_ahead))
         return problems
 
 
@@ -92,7 +96,9 @@ def today() -> date:
 
 
 def _years(n: int) -> str:
-    return "a year" if n == 1 else f"{n} years"
+    if n == 1:
+        return phrase("intake_one_year")
+    return phrase("intake_years", count=n)
 
 
 def _years_from(day: date, years: int) -> date:

@@ -13,7 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.schema.errors import ConfigError
+from myelo_docs.schema.messages import error
 from myelo_docs.service.app import ServiceSettings, check_binding, create_app
 from myelo_docs.service.connections import BACKLOG, http_protocol, open_files_for, server_tls
 from myelo_docs.service.door import TOKEN_VARIABLE
@@ -46,6 +47,7 @@ def serve(settings: ServiceSettings, render: RenderSettings, port: int, workers:
           queue: int, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
     """Start the workers, then serve until stopped (Ctrl-C or SIGTERM)."""
     check_binding(settings)  # before the slow part
+    render.resolved()  # a bad site, brand or font folder, too
     _check_port(settings.host, port)
     tls = _tls(ssl_certfile, ssl_keyfile)
     log = logging.getLogger("myelo_docs.service")
@@ -115,34 +117,26 @@ def _check_port(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise ConfigError("The address to listen on is not known", [
-            Problem("--host", f"'{host}' does not resolve", "give an address like 127.0.0.1")
-        ]) from None
+        raise error(ConfigError, "serve_host_unknown", "--host", host=host) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(address)
         except OSError:
-            raise ConfigError("The port is in use", [
-                Problem("--port", f"{port} is in use on {host}, or not allowed",
-                        "stop what uses it, or choose another --port")]) from None
+            raise error(ConfigError, "serve_port_in_use", "--port", port=port,
+                        host=host) from None
 
 
 def _tls(certfile: str | None, keyfile: str | None) -> Any:
     if certfile is None:
         if keyfile is not None:
-            raise ConfigError("A TLS key needs its certificate", [
-                Problem("--ssl-keyfile", "is given without --ssl-certfile",
-                        "add --ssl-certfile CERT.pem")])
+            raise error(ConfigError, "serve_key_without_cert", "--ssl-keyfile")
         return None
     try:
         return server_tls(certfile, keyfile)
     except (OSError, ssl.SSLError):
-        raise ConfigError("The TLS certificate or key cannot be used", [
-            Problem("--ssl-certfile", "could not be loaded with its key",
-                    "give a PEM certificate and, with --ssl-keyfile, its private key "
-                    "(not encrypted with a password)")]) from None
+        raise error(ConfigError, "serve_tls_unusable", "--ssl-certfile") from None
 
 
 def _exit_quietly(signum: int, frame: Any) -> None:

@@ -8,7 +8,8 @@ OpenAPI document it builds from the same pydantic models.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,13 +20,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from myelo_docs.about import __version__
-from myelo_docs.content.loader import available_languages, load_content
+from myelo_docs.content.language_check import language_nudges
+from myelo_docs.content.loader import load_content
+from myelo_docs.content.overrides import content_for
 from myelo_docs.output.files import default_packet_name
 from myelo_docs.render.engine import validate_language
 from myelo_docs.schema.brand import load_brand
-from myelo_docs.schema.errors import MyeloDocsError, Problem, RecordError
+from myelo_docs.schema.errors import MyeloDocsError, RecordError
 from myelo_docs.schema.intake import IntakeSettings
 from myelo_docs.schema.json_schema import record_schema
+from myelo_docs.schema.messages import error, problem, title
 from myelo_docs.schema.problems import problems_from
 from myelo_docs.schema.record import MyelogramType, validate_record
 from myelo_docs.service.common import (
@@ -93,7 +97,8 @@ class ServiceSettings:
     ``max_connections_per_client`` from one address (trusted proxies
     excepted); ``max_body`` and ``fhir_max_body`` in bytes (the FHIR route
     takes whole patient Bundles, 0.3-4 MB from real EHRs); ``intake`` the
-    hospital's MRN systems, MRN pattern and date window.
+    hospital's MRN systems, MRN pattern and date window (None: the site's,
+    from the pool's RenderSettings, else ours).
     """
 
     host: str = "127.0.0.1"
@@ -106,7 +111,7 @@ class ServiceSettings:
     max_connections_per_client: int = 50
     max_body: int = 256 * 1024
     fhir_max_body: int = 16 * 1024 * 1024
-    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    intake: IntakeSettings | None = None
 
     def host_names(self) -> frozenset[str]:
         """The names (lower case, no port) requests may be addressed to."""
@@ -135,16 +140,10 @@ def check_binding(settings: ServiceSettings) -> None:
     if settings.token is not None:
         check_token(settings.token)
     if not is_loopback(settings.host) and not settings.token:
-        raise ConfigError("A token is needed to listen on a network address", [
-            Problem("--host", f"'{settings.host}' is reachable from other machines",
-                    f"set the environment variable {TOKEN_VARIABLE} to a long random secret, "
-                    "or listen on 127.0.0.1")])
+        raise error(ConfigError, "serve_needs_token", "--host", host=settings.host,
+                    variable=TOKEN_VARIABLE)
     if settings.host in WILDCARD_HOSTS and not settings.allowed_hosts:
-        raise ConfigError("Name the host the service is reached by", [
-            Problem("--allowed-host", f"'{settings.host}' listens on every address, and "
-                    "requests addressed to names it does not know are refused",
-                    "add --allowed-host with the name clients use (e.g. "
-                    "--allowed-host myelo.hospital.example), repeatable")])
+        raise error(ConfigError, "serve_name_the_host", "--allowed-host", host=settings.host)
 
 
 class HandoutRequest(BaseModel):
@@ -154,7 +153,7 @@ class HandoutRequest(BaseModel):
 
     type: MyelogramType
     language: str = "en"
-    large_print: bool = False
+    large_print: bool | None = None
 
     @field_validator("type", mode="before")
     @classmethod
@@ -184,30 +183,78 @@ def _body(schema: str) -> dict[str, Any]:
         "application/json": {"schema": {"$ref": REF.format(model=schema)}}}}}
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What the route groups share: the pool and how the service runs, the site's
+    intake settings, the nurse page (with the site's brand and offered
+    languages) and the site's text folder; ``render`` renders in the pool."""
+
+    pool: RenderPool
+    settings: ServiceSettings
+    intake: IntakeSettings
+    page: NursePage
+    languages: list[str]
+    content: Path | None
+    render: Any
+
+
 def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> FastAPI:
-    """The ASGI app over a started RenderPool."""
+    """The ASGI app over a started RenderPool.
+
+    The pool's RenderSettings name the site, if any: its brand (nurse page,
+    FHIR organisation), offered languages and text reach every route; without
+    ``settings.intake`` the site's intake settings apply (else ours). Raises
+    ConfigError for a bad site or an unsafe binding.
+    """
     settings = settings or ServiceSettings()
     check_binding(settings)
-    page = NursePage(load_brand(pool.settings.brand))
+    resolved = pool.settings.resolved()
+    languages = resolved.offered()
+    served = _Served(pool=pool, settings=settings,
+                     intake=settings.intake or pool.settings.intake(),
+                     page=NursePage(load_brand(resolved.brand), languages=languages,
+                                    content_overrides=resolved.content),
+                     languages=languages, content=resolved.content,
+                     render=_render_in(pool, settings))
     app = FastAPI(title="myelo-docs", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None)
+    _add_error_handlers(app)
+    _add_api_routes(app, served)
+    add_fhir_routes(app, served.render, served.intake, served.page.brand, settings.fhir_max_body)
+    _add_nurse_routes(app, served)
+    _add_page_assets(app, served)
+    _add_middleware(app, settings)
+    return app
+
+
+def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(text, status, headers=headers)
+
+
+def _render_in(pool: RenderPool, settings: ServiceSettings) -> Any:
+    """Render in the pool, its refusals as ApiErrors (503 busy or lost, 504 late)."""
 
     async def render(kind: str, payload: dict[str, Any]) -> Any:
         try:
             return await pool.render(kind, payload, settings.render_timeout)
         except Busy as exc:
-            raise ApiError(503, "Busy", "Every render worker is busy", [
-                Problem("server", "is busy", f"try again in {exc.retry_after} seconds")],
+            raise ApiError(503, "Busy", title("pool_busy"), [
+                problem("pool_busy", "server", seconds=exc.retry_after)],
                 headers={"Retry-After": str(exc.retry_after)}) from None
         except WorkerLost:
-            raise ApiError(503, "WorkerLost", "The render worker stopped during this render", [
-                Problem("server", "lost a render worker; a new one is starting",
-                        f"try again in {pool.retry_after()} seconds")],
+            raise ApiError(503, "WorkerLost", title("pool_worker_lost"), [
+                problem("pool_worker_lost", "server", seconds=pool.retry_after())],
                 headers={"Retry-After": str(pool.retry_after())}) from None
         except RenderTimeout:
-            raise ApiError(504, "Timeout", "The render took too long", [
-                Problem("server", f"did not finish within {settings.render_timeout:g} seconds",
-                        "try again; if it keeps happening, report it")]) from None
+            raise ApiError(504, "Timeout", title("pool_timeout"), [
+                problem("pool_timeout", "server", seconds=f"{settings.render_timeout:g}")
+            ]) from None
+
+    return render
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error in the one shape (common.error_body)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -221,22 +268,28 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         """404 and 405 from the router, in the same shape as every other error."""
-        known = {404: ("NotFound", "There is nothing at this address",
-                       "check the address; the API is under /v1/ (see /docs)"),
-                 405: ("MethodNotAllowed", "This address does not take that method",
-                       "see /docs for the methods each address takes")}
-        error, message, fix = known.get(exc.status_code, ("HTTPError", str(exc.detail),
-                                                           "see /docs"))
-        return JSONResponse(error_body(error, message, [Problem("path", message.lower(), fix)]),
-                            exc.status_code, headers=getattr(exc, "headers", None))
+        status = exc.status_code
+        if status in (404, 405):
+            name = "NotFound" if status == 404 else "MethodNotAllowed"
+            message = title("http_not_found" if status == 404 else "http_method_not_allowed")
+            said = problem("http_not_found" if status == 404 else "http_method_not_allowed",
+                           "path")
+        else:
+            name, message = "HTTPError", str(exc.detail)
+            said = problem("http_other", "path", detail=message.lower())
+        return JSONResponse(error_body(name, message, [said]), status,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [Problem(".".join(str(p) for p in e["loc"]), e["msg"].lower(),
-                            "correct the request") for e in exc.errors()]
-        return JSONResponse(error_body("RecordError", "The request has problems", problems), 422)
+        problems = [problem("request_invalid", ".".join(str(p) for p in e["loc"]),
+                            message=e["msg"].lower()) for e in exc.errors()]
+        return JSONResponse(error_body("RecordError", title("request_invalid"), problems), 422)
 
-    # -- the JSON API ------------------------------------------------------
+
+def _add_api_routes(app: FastAPI, served: _Served) -> None:
+    """The JSON API: /healthz and /v1/ (types, packets, handouts)."""
+    pool, render = served.pool, served.render
 
     @app.get("/healthz", summary="Is the service up?")
     async def healthz() -> JSONResponse:
@@ -251,18 +304,20 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.get("/v1/types", summary="The myelogram types and languages")
     async def types() -> dict[str, Any]:
-        """The values `type` and `language` may take."""
-        names = load_content("en").data["types"]
+        """The values `type` and `language` may take (the languages the site offers)."""
+        english = load_content("en") if served.content is None else \
+            content_for("en", served.content)
+        names = english.data["types"]
         return {"types": [{"type": t.value, "title": names[t.value]["title"]}
                           for t in MyelogramType],
-                "languages": available_languages()}
+                "languages": served.languages}
 
     @app.post("/v1/packets", summary="The discharge packet PDF for one patient",
               response_class=Response, responses=PDF_RESPONSES, openapi_extra=_body("PacketRecord"))
     async def packets(request: Request) -> Response:
         """Send a PacketRecord as JSON; get the packet PDF (every page carries the patient's
         name, date of birth and MRN). Problems come back as 422 with one entry per field."""
-        record = validate_record(await json_body(request), settings.intake)
+        record = validate_record(await json_body(request), served.intake)
         rendered = await render("packet", record.model_dump(mode="json"))
         return pdf_response(rendered.pdf, default_packet_name(record))
 
@@ -270,24 +325,30 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
               response_class=Response, responses=PDF_RESPONSES,
               openapi_extra=_body("HandoutRequest"))
     async def handouts(request: Request) -> Response:
-        """Send {"type": "lumbar", "language": "en", "large_print": false}; no patient data."""
+        """Send {"type": "lumbar", "language": "en", "large_print": false}; no patient data.
+        Without large_print, the site's default (else regular print)."""
         data = await json_body(request)
         try:
             wanted = HandoutRequest.model_validate(data)
         except ValidationError as exc:
-            raise RecordError("The handout request has problems",
+            raise RecordError(title("handout_problems"),
                               problems_from(exc, tuple(HandoutRequest.model_fields))) from None
-        language = validate_language(wanted.language)
+        language = validate_language(wanted.language, served.languages)
+        large_print = served.intake.large_print if wanted.large_print is None \
+            else wanted.large_print
         rendered = await render("handout", {"type": wanted.type.value, "language": language,
-                                            "large_print": wanted.large_print})
+                                            "large_print": large_print})
         return pdf_response(rendered.pdf, f"myelogram-handout-{wanted.type.value}-{language}.pdf")
 
-    add_fhir_routes(app, render, settings.intake, page.brand, settings.fhir_max_body)
 
-    # -- the nurse's page -------------------------------------------------
+def _add_nurse_routes(app: FastAPI, served: _Served) -> None:
+    """The nurse's page: the form, its once-only drafts and packets."""
+    pool, settings, page = served.pool, served.settings, served.page
+    html = _html
 
-    def html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-        return HTMLResponse(text, status, headers=headers)
+    def blank() -> FormState:
+        """An empty form, its large-print box as the site's default."""
+        return FormState(values={"large_print": "yes"} if served.intake.large_print else {})
 
     # Post/redirect/get: every post answers 303 (see web.py for why).
     def page_language(request: Request, chosen: str | None = None) -> str:
@@ -300,13 +361,13 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def form(request: Request) -> HTMLResponse:
-        return html(page.html(FormState(), page_language(request)))
+        return html(page.html(blank(), page_language(request)))
 
     @app.get(FORM_PATH + "{key}", response_class=HTMLResponse, include_in_schema=False)
     async def form_once(request: Request, key: str) -> HTMLResponse:
         draft = page.drafts.take(key)
         if draft is None:  # shown already (Back, reload) or older than a minute
-            return html(page.html(FormState(), page_language(request),
+            return html(page.html(blank(), page_language(request),
                                   notice=("form_gone", {})))
         return html(page.draft_html(draft), draft.status, headers=draft.headers)
 
@@ -324,7 +385,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
         try:
             state = FormState.from_body(await request.body())
         except UnicodeDecodeError:
-            raise ApiError(400, "BadForm", "The form is not UTF-8", []) from None
+            raise ApiError(400, "BadForm", title("form_not_utf8"), []) from None
         language = page_language(request, state.page_language)
         if state.action != "print":
             focus = {"add_medicine": f"med_name_{state.medicine_rows}",
@@ -332,7 +393,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
             return show_once(Draft(state, language, focus=focus.get(state.action)))
         data, where = state.record_data()
         try:
-            record = validate_record(data, settings.intake)
+            record = validate_record(data, served.intake)
             rendered = await pool.render("packet", record.model_dump(mode="json"),
                                          settings.render_timeout)
         except RecordError as exc:
@@ -348,7 +409,17 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
                                    headers={"Retry-After": str(pool.retry_after())}))
         key = page.packets.put(Packet(rendered.pdf, default_packet_name(record)),
                                len(rendered.pdf))
+        nudges = language_nudges(record)
+        if nudges:  # made all the same; the form says where to look, with the packet's link
+            return show_once(Draft(state, language, where=where, nudges=nudges,
+                                   notice=("packet_ready", {}),
+                                   packet_link=f"{PACKET_PATH}{key}"))
         return RedirectResponse(f"{PACKET_PATH}{key}", 303)
+
+
+def _add_page_assets(app: FastAPI, served: _Served) -> None:
+    """The page's style sheets and logo, /docs and the OpenAPI document."""
+    page = served.page
 
     @app.get("/static/nurse.css", include_in_schema=False)
     async def css() -> Response:
@@ -366,7 +437,7 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return html(page.env.get_template("docs.html.j2").render(spec=app.openapi()))
+        return _html(page.env.get_template("docs.html.j2").render(spec=app.openapi()))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -385,11 +456,15 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_middleware(app: FastAPI, settings: ServiceSettings) -> None:
+    """Added innermost first: no tracebacks, the guard (body size, read time),
+    the door (token, hosts), the FHIR error shape, the access log."""
     known = {route.path for route in app.routes}  # type: ignore[attr-defined]
     app.add_middleware(NoTracebacks)
     app.add_middleware(Guard, max_body=settings.max_body, limits={FHIR_PACKETS: (
-        settings.fhir_max_body, "send the Bundle of one patient, or start the service with a "
-                                "larger --fhir-max-mb")}, read_timeout=settings.read_timeout)
+        settings.fhir_max_body, "body_too_large_bundle")}, read_timeout=settings.read_timeout)
     app.add_middleware(Door, token=settings.token, allowed_hosts=settings.host_names(),
                        public=PUBLIC_PATHS,
                        challenge=lambda path: 'Basic realm="myelo-docs", charset="UTF-8"'
@@ -397,4 +472,3 @@ def create_app(pool: RenderPool, settings: ServiceSettings | None = None) -> Fas
                        else "Bearer")
     app.add_middleware(FhirErrors)
     app.add_middleware(AccessLog, known_paths=lambda: known)
-    return app

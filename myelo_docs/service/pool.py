@@ -113,7 +113,9 @@ def _start_worker(settings: RenderSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
-        _renderer = settings.renderer()
+        from myelo_docs.render.engine import renderer_for
+
+        _renderer = renderer_for(settings)
         _warm_up(_renderer)
     except MyeloDocsError as exc:
         _start_error = _error_result(exc)

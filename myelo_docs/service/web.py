@@ -54,9 +54,12 @@ from markupsafe import Markup, escape
 
 from myelo_docs.about import __version__
 from myelo_docs.assets import content_dir
-from myelo_docs.content.loader import Localiser, available_languages, load_content
+from myelo_docs.content.language_check import LanguageNudge, language_name
+from myelo_docs.content.loader import Localiser
+from myelo_docs.content.overrides import content_for
 from myelo_docs.schema.brand import Brand
 from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.languages import available_languages
 from myelo_docs.schema.record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
 
 HERE = Path(__file__).resolve().parent
@@ -250,6 +253,10 @@ class Draft:
     focus: str | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # A packet made from text that may be in the wrong language: the link to it,
+    # and the warnings to show next to the boxes (never a block).
+    packet_link: str | None = None
+    nudges: list[LanguageNudge] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -312,14 +319,20 @@ class OnceStore(Generic[Kept]):
 class NursePage:
     """Renders the form for one brand, and keeps the packets and forms to show once."""
 
-    def __init__(self, brand: Brand, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, brand: Brand, clock: Callable[[], float] = time.monotonic,
+                 languages: list[str] | tuple[str, ...] | None = None,
+                 content_overrides: Path | None = None):
+        """``languages``: the packet languages offered (a site's; default: every
+        one we have text for); ``content_overrides``: a site's text folder, for
+        the type names the form shows."""
         self.brand = brand
+        self.content_overrides = content_overrides
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                       undefined=jinja2.StrictUndefined, trim_blocks=True,
                                       lstrip_blocks=True)
         # Each language's name in that language: "English", "Español".
         self.languages = [(code, Locale.parse(code).get_display_name(code).capitalize())
-                          for code in available_languages()]
+                          for code in (languages or available_languages())]
         self.page_languages = [(code, name) for code, name in self.languages
                                if code in page_languages()]
         self.packets: OnceStore[Packet] = OnceStore(max_items=50, max_bytes=64 * 2**20,
@@ -328,15 +341,20 @@ class NursePage:
                                                   clock=clock)
 
     def types(self, language: str) -> list[tuple[str, str, str]]:
-        words = load_content(language if language in available_languages() else "en")
+        code = language if language in available_languages() else "en"
+        words = content_for(code, self.content_overrides)
         types = words.data["types"]
         return [(t, types[t]["title"], types[t]["region"]) for t in TYPES]
 
     def html(self, state: FormState, language: str = DEFAULT_LANGUAGE,
              problems: list[Problem] | None = None, where: dict[str, str] | None = None,
              notice: tuple[str, dict[str, Any]] | None = None,
-             focus: str | None = None) -> str:
+             focus: str | None = None, nudges: list[LanguageNudge] | None = None,
+             packet_link: str | None = None) -> str:
         words = Words(language)
+        warnings = {(where or {}).get(n.field, ""): [words(
+            "warnings", "mixed_language", language=language_name(n.language, language),
+            packet_language=language_name(n.packet_language, language))] for n in nudges or []}
         messages: dict[str, Markup] = {form_id: words("messages", key)
                                        for form_id, key in state.empty_fields().items()
                                        } if problems is not None else {}
@@ -359,12 +377,14 @@ class NursePage:
                                 "text": Markup(f"{words.label(form_id)}: {messages[form_id]}")})
         summary += [{"anchor": None, "text": text} for text in general]
         return self.env.get_template("nurse.html.j2").render(
-            brand=self.brand, form=state, values=state.values, errors=errors, summary=summary,
+            brand=self.brand.for_language(language), form=state, values=state.values,
+            errors=errors, summary=summary,
             types=self.types(language), languages=self.languages,
             page_languages=self.page_languages, page_language=language, w=words,
             label=words.label,
             notice=words("notices", notice[0], **notice[1]) if notice else None,
-            focus=focus, max_medicines=MAX_MEDICATIONS, max_instructions=MAX_INSTRUCTIONS,
+            warnings=warnings, packet_link=packet_link, focus=focus,
+            max_medicines=MAX_MEDICATIONS, max_instructions=MAX_INSTRUCTIONS,
             version=__version__)
 
     @staticmethod
@@ -379,7 +399,7 @@ class NursePage:
 
     def draft_html(self, draft: Draft) -> str:
         return self.html(draft.state, draft.language, draft.problems, draft.where,
-                         draft.notice, draft.focus)
+                         draft.notice, draft.focus, draft.nudges, draft.packet_link)
 
     def packet_gone_html(self, language: str) -> str:
         return self._notice_html(language, "packet_gone")
@@ -391,7 +411,7 @@ class NursePage:
     def _notice_html(self, language: str, key: str) -> str:
         """A page that only says something (``key``, ``key``_title, ``key``_next)."""
         return self.env.get_template("packet_gone.html.j2").render(
-            brand=self.brand, w=Words(language), page_language=language,
+            brand=self.brand.for_language(language), w=Words(language), page_language=language,
             page_languages=self.page_languages, version=__version__, key=key)
 
     def brand_css(self) -> str:

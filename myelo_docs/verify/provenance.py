@@ -30,6 +30,7 @@ KEYS = {
     "MyeloDocsVersion": "made by myelo-docs",
     "MyeloDocsContent": "patient text (hash)",
     "MyeloDocsContentReviewed": "patient text last reviewed",
+    "MyeloDocsContentOverrides": "site's text overrides (hash)",  # absent: none
     "MyeloDocsTemplates": "templates (hash)",
     "MyeloDocsBrand": "brand (hash)",
     "MyeloDocsProtocolVersion": "protocol version",
@@ -95,11 +96,21 @@ def renderer_provenance(brand: Brand, protocol: Protocol, fonts: FontSet) -> dic
     }
 
 
+def overrides_hash(content: Content) -> str:
+    """The site's text files applied over ours (their names and bytes)."""
+    root = content.overrides_root
+    assert root is not None
+    return short_hash(_files(content.overrides, root))
+
+
 def content_provenance(content: Content) -> dict[str, str]:
-    return {
+    values = {
         "MyeloDocsContent": content_hash(content),
         "MyeloDocsContentReviewed": content.last_reviewed.isoformat(),
     }
+    if content.overrides:
+        values["MyeloDocsContentOverrides"] = overrides_hash(content)
+    return values
 
 
 def add_info(pdf: object, values: dict[str, str]) -> None:
