@@ -17,8 +17,11 @@ the fast path leaves to the full render) and, in one run with the same
 Then it compares, for a sample of rows of every type, language and print
 size, the text of every page of the naive and the fast packet (pypdf, in
 layout mode), and prints packets/s, the ratios, the share of rows the fast
-path drew, and peak RSS (batch process, largest worker). Figures only;
-nothing is asserted.
+path drew, and peak RSS (batch process, largest worker). Last, the peer:
+the same packet set by Typst (benchmarks/typst_peer.py, warm compilers, the
+same --jobs) beside the warm fast path's ms/packet; it needs the optional
+`bench` extra (`pip install -e '.[bench]'`) and is skipped, saying so,
+without it. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 
 RUNNER = """
 import json, resource, sys, time
-from myelo_docs.batch import run_batch
+from myelo_docs.batch.run import run_batch
 start = time.perf_counter()
 summary = run_batch(sys.argv[1], sys.argv[2], jobs=int(sys.argv[3]),
                     full_render=sys.argv[4] == "full")
@@ -168,6 +171,9 @@ def main() -> None:
         packets, pages, differ = compare(tmp / "naive", tmp / "warm", args.sample)
         print(f"text compared (pypdf, layout mode): {packets} packets, {pages} pages, "
               f"{differ} pages differ")
+        from typst_peer import report  # the Typst peer (optional `bench` extra)
+
+        report(warm_result["seconds"] / warm_result["ok"] * 1000, args.jobs)
 
 
 if __name__ == "__main__":
