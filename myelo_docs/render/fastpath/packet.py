@@ -1,0 +1,297 @@
+"""One patient's packet from a cached template: their text in the slots (on
+as many lines as their columns need, from a template made for that many, in
+the faces Pango picks), their plan laid out (plan.py), a code on every page,
+then PDFium's read-back.
+
+``FastPackets.packet`` raises Unsure when a record is outside what the fast
+path draws exactly like the full render (an identifier over two header lines,
+plan text in a fallback face, right-to-left text, a page break too close to
+call, a stylesheet whose layout cannot be derived); the caller then renders
+it in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from myelo_docs.content.loader import long_date
+from myelo_docs.render.document import Document
+from myelo_docs.render.fastpath.cache import TemplateCache
+from myelo_docs.render.fastpath.plan import Node, PlanLayout, plan_sections
+from myelo_docs.render.fastpath.shaping import Line, Shaper
+from myelo_docs.render.fastpath.template import (
+    HEADER_SLOTS,
+    LABEL_SLOTS,
+    ONE_LINE,
+    TEXT_SLOTS,
+    Template,
+)
+from myelo_docs.render.fastpath.unsure import Unsure
+from myelo_docs.render.stamp import code_box, code_matrix, drawing, payloads_for
+from myelo_docs.schema.errors import Problem, SelfCheckError
+from myelo_docs.schema.record import PacketRecord
+from myelo_docs.verify.selfcheck import page_count, verify_pdf
+
+_COLLAPSE = re.compile(r"[ \t\r\n\f]+")  # CSS white-space: normal
+
+
+class FastPackets:
+    def __init__(self, renderer: Any, folder: Path | None | str = "default"):
+        """``folder``: where templates are cached (cache.default_dir(); None: memory only)."""
+        self.renderer = renderer
+        renderer.stylesheets  # noqa: B018 - loads the @font-face fonts into its font_config
+        self.shaper = Shaper(renderer.font_config)
+        self.cache = TemplateCache(renderer, self.shaper, folder)
+        self._read_in_full: set[tuple[Any, ...]] = set()
+
+    def packet(self, record: PacketRecord) -> Document:
+        """The packet as a Document; raises Unsure (with the reason) when this
+        record needs the full render."""
+        ids = self.renderer.identifiers(record)
+        lang = record.language
+        values = {
+            "name": ids.name, "dob": ids.dob, "mrn": ids.mrn,
+            "procedure_date": long_date(record.procedure_date, self.renderer.locale(lang)),
+            "physician": record.physician or "", "nurse": record.nurse or "",
+        }
+        values = {k: _collapse(v) for k, v in values.items()}
+        texts = [*values.values(), record.follow_up or "", *record.instructions,
+                 *(text for m in record.medications for text in (m.name, m.instruction))]
+        if not all(unicodedata.is_normalized("NFC", text) for text in texts):
+            raise Unsure("text not in composed form")
+        key = (record.type.value, lang, record.large_print)
+        base = self.cache.get(*key)
+        if self.renderer.header_margin(base.labels, {"name": ids.name, "dob": ids.dob,
+                                                     "mrn": ids.mrn}, record.large_print):
+            raise Unsure("the full render gives these identifiers a taller header")
+        styles = self._styles_of(base)
+        lines = self._slot_lines(base, styles, values)
+        shape = tuple(tuple(self.shaper.families_of(line) if line else ()
+                            for line in lines[slot]) for slot in TEXT_SLOTS)
+        template = base if shape == ONE_LINE else self.cache.get(*key, 1, shape)
+        plan = self._plan(template, record)
+        if len(plan) > 1:
+            template = self.cache.get(*key, 2, shape)
+            plan = self._plan(template, record)
+        pieces = self._draw_slots(template, styles, lines)
+        new = NewObjects(template.next_number)
+        pieces.update(_plan_pieces(template, plan, new))
+        codes = payloads_for("packet", record.mrn)
+        pdf = _assemble(template, pieces, codes, new)
+        pages = self._self_check(template, pdf, pieces, codes, new, ids)
+        return Document(pdf=pdf, pages=pages, kind="packet", language=lang,
+                        tagged=template.tagged, path="fast")
+
+    def _styles_of(self, t: Template) -> dict[str, Any]:
+        return {name: self.shaper.style(values)
+                for name, values in t.calibration["styles"].items()}
+
+    def _self_check(self, t: Template, pdf: bytes, pieces: dict[int, bytes], codes: Any,
+                    new: NewObjects, ids: Any) -> int:
+        """PDFium reads the packet back: the first from each template in full, like a
+        full render; after that, every object that depends on the patient.
+
+        The full read costs about 3 ms a page, mostly PDFium taking in the shared
+        text (the same for every patient, and read in full the first time). So
+        later packets are read back from a copy that is the same file with each
+        page's shared content left out: the same page tree, the same patient
+        text, codes, plan and structure, at the same places. The real file is
+        opened too, and must have the template's page count.
+        """
+        if t.key not in self._read_in_full:
+            pages = verify_pdf(pdf, ids, codes=codes)
+            self._read_in_full.add(t.key)
+            return pages
+        verify_pdf(_assemble(t, pieces, codes, new, check=True), ids, numbered=False,
+                   codes=codes)
+        pages = page_count(pdf)
+        if pages != t.pages:
+            raise SelfCheckError("The PDF failed its safety check", [
+                Problem("pdf", f"has {pages} pages, not {t.pages}", "report this as a bug")])
+        return pages
+
+    def _slot_lines(self, t: Template, styles: dict[str, Any],
+                    values: dict[str, str]) -> dict[str, list[Line | None]]:
+        """Each slot's text broken into lines as its column allows. A header
+        identifier is its label, then the value on the same line (or Unsure)."""
+        out: dict[str, list[Line | None]] = {}
+        for slot in TEXT_SLOTS:
+            site = t.first_sites[slot]
+            width = site.right - site.left
+            if slot in HEADER_SLOTS:
+                label = self.shaper.lines(t.labels[f"{slot[3:]}_short"] + ":",
+                                          styles["id_label"], None)[0]
+                value = self.shaper.lines(" " + values[slot[3:]], styles[slot],
+                                          width - label.width, is_line_start=False)
+                if len(value) != 1:
+                    raise Unsure("an identifier over two header lines")
+                out[slot] = [value[0]]
+                out[slot + "_label"] = [label]
+                continue
+            text = (f"{t.labels['test_title']}, {values['procedure_date']}"
+                    if slot == "test_and_date" else values[slot])
+            out[slot] = list(self.shaper.lines(text, styles[slot], width)) if text else [None]
+        return out
+
+    def _draw_slots(self, t: Template, styles: dict[str, Any],
+                    lines: dict[str, list[Line | None]]) -> dict[int, bytes]:
+        pieces = {}
+        colours = t.calibration["colours"]
+        for number, (_, site) in t.dynamic.items():
+            if site is None or site.slot.startswith("plan"):
+                continue
+            line = lines[site.slot][site.line]
+            if line is None:
+                pieces[number] = b""
+                continue
+            x = site.left if site.align == "left" else site.right - line.width
+            if site.slot in LABEL_SLOTS:  # right-aligned: before its value
+                value = lines[site.slot.removesuffix("_label")][0]
+                assert value is not None
+                x = site.right - value.width - line.width
+            drawn, _ = self.shaper.draw(line, x, site.baseline)
+            pieces[number] = _rgb(colours[_colour_of(site.slot)]) + drawn
+        return pieces
+
+    def _plan(self, t: Template, record: PacketRecord) -> list[list[Any]]:
+        geometry = {**t.calibration["plan"],
+                    "pages": {**t.calibration["plan"]["pages"], **t.pages_area}}
+        layout = PlanLayout(geometry, self.shaper)
+        sections = plan_sections(layout, t.labels, _collapse(record.follow_up or ""),
+                                 [_collapse(i) for i in record.instructions],
+                                 [(_collapse(m.name), _collapse(m.instruction))
+                                  for m in record.medications])
+        start = t.sites("plan")[0]
+        return layout.paginate(sections, (start.page, start.top), max_pages=2)
+
+
+def _colour_of(slot: str) -> str:
+    return "id_label" if slot in LABEL_SLOTS else slot
+
+
+def _collapse(text: str) -> str:
+    return _COLLAPSE.sub(" ", text).strip()
+
+
+def _rgb(colour: list[float]) -> bytes:
+    return b"%.6f %.6f %.6f rg\n" % tuple(colour)
+
+
+class Raw(bytes):
+    """A whole object body (not a stream's data) for _assemble."""
+
+
+class NewObjects:
+    """Objects a packet adds after the template's own (its plan's structure elements)."""
+
+    def __init__(self, first: int):
+        self.next = first
+        self.bodies: dict[int, bytes] = {}
+
+    def reserve(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+def _plan_pieces(t: Template, pages: list[list[Any]], new: NewObjects) -> dict[int, bytes]:
+    pieces: dict[int, bytes] = {}
+    in_place: dict[int, list[int]] = {}  # a marker's paragraph -> the sections replacing it
+    for number, (_, site) in t.dynamic.items():
+        if site is None or not site.slot.startswith("plan"):
+            continue
+        index = 0 if site.slot == "plan" else 1
+        placed = pages[index] if index < len(pages) else []
+        tags = t.plan_tags.get(site.slot)
+        art: list[bytes] = []
+        content: list[bytes] = []
+        sections = []
+        entries = list(tags.entries) if tags else []
+        for section in placed:
+            art += section.art
+            sections.append(_emit(section.node, tags, tags.parent if tags else 0,
+                                  entries, content, new))
+        out = [b"/Artifact BMC\n", *art, b"EMC\n"] if art else []
+        pieces[number] = b"".join(out + content)
+        if tags:
+            in_place[tags.container] = sections
+            pieces[tags.array] = Raw(("[" + " ".join(entries) + "]").encode())
+    for tags in t.plan_tags.values():
+        kids = []
+        for kid in tags.parent_kids:
+            if kid.startswith("P:"):
+                kids += [f"{k} 0 R" for k in in_place.get(int(kid[2:]), [])]
+            else:
+                kids.append(kid)
+        body = tags.parent_body.encode("latin-1")
+        pieces[tags.parent] = Raw(body[:body.rindex(b">>")] + b"/K [" + " ".join(kids).encode()
+                                  + b"] >>")
+    return pieces
+
+
+def _emit(node: Node, tags: Any, parent: int, entries: list[str], content: list[bytes],
+          new: NewObjects) -> int:
+    """Draw a node's leaves in marked content and give each node its structure element."""
+    number = new.reserve() if tags else 0
+    if node.children:
+        kids = [_emit(child, tags, number, entries, content, new) for child in node.children]
+        k = "[" + " ".join(f"{kid} 0 R" for kid in kids) + "]"
+    else:
+        if not tags:
+            content.append(node.ops)
+            return 0
+        mcid = len(entries)
+        entries.append(f"{number} 0 R")
+        content.append(b"/%s <</MCID %d>> BDC\n%sEMC\n" % (node.role.encode(), mcid, node.ops))
+        k = f"{mcid} /Pg {tags.page} 0 R"
+    if tags:
+        new.bodies[number] = (f"<< /Type /StructElem /S /{node.role} /P {parent} 0 R /K {k} "
+                              f"{node.attributes}>>").encode()
+    return number
+
+
+def _assemble(t: Template, pieces: dict[int, bytes], codes: Any, new: NewObjects,
+              check: bool = False) -> bytes:
+    """The packet's file; with ``check``, the self-check's copy (see _self_check)."""
+    width, height = t.page_size_pt
+    for number, (page, site) in t.dynamic.items():
+        if site is None and number not in pieces:
+            matrix = code_matrix(codes(page + 1, t.pages))
+            pieces[number] = drawing(matrix, code_box(width, 0.0, len(matrix)))
+    out = [t.head]
+    position = len(t.head)
+    offsets: dict[int, int] = {}
+    digest = hashlib.sha256(t.digest.encode())
+
+    def put(number: int, chunk: bytes) -> None:
+        nonlocal position
+        offsets[number] = position
+        out.append(chunk)
+        position += len(chunk)
+
+    for number, chunk in t.objects:
+        if check and number in t.check:
+            chunk = t.check[number]
+        elif chunk is None:
+            data = pieces.get(number, b"")
+            digest.update(data)
+            if isinstance(data, Raw):
+                chunk = b"%d 0 obj\n%s\nendobj\n" % (number, data)
+            else:
+                chunk = (b"%d 0 obj\n<< /Length %d >>\nstream\n" % (number, len(data))
+                         + data + b"\nendstream\nendobj\n")
+        put(number, chunk)
+    for number, body in sorted(new.bodies.items()):
+        digest.update(body)
+        put(number, b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    size = max(offsets) + 1
+    xref = [b"xref\n0 %d\n0000000000 65535 f \n" % size]
+    xref += [b"%010d 00000 n \n" % offsets[n] if n in offsets else b"0000000000 65535 f \n"
+             for n in range(1, size)]
+    file_id = digest.hexdigest()[:32].encode()
+    trailer = (b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\n"
+               b"startxref\n%d\n%%%%EOF\n" % (size, t.root, t.info, file_id, file_id, position))
+    return b"".join([*out, *xref, trailer])

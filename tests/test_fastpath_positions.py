@@ -1,0 +1,249 @@
+"""The fast path draws every word where the full render draws it.
+
+Each variant (type x language x print size x paper, long and non-Latin names,
+a plan over two pages) is rendered once both ways; the packets must have the
+same page count, the same words at the same places (within 0.5 pt, read back
+by PDFium) and the same structure tree shape (element types in order). A
+copy of the stylesheet with other margins, paddings and font size must give,
+packet by packet, either the same result or a full render: never a fast
+packet that differs. A template build that fails falls back to the full
+render, and the batch counts it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import shutil
+
+import pikepdf
+import pypdfium2 as pdfium
+import pytest
+
+from conftest import record
+from myelo_docs.assets import templates_dir
+from myelo_docs.render.engine import Renderer, get_renderer
+from myelo_docs.render.fastpath import cache as template_cache
+from myelo_docs.render.fastpath.unsure import Unsure
+from myelo_docs.schema.record import validate_record
+
+TOLERANCE = 0.5  # pt
+
+MEDS = [
+    {"name": "Warfarin", "instruction": "Restart on Friday unless your doctor tells you "
+                                        "otherwise, and check your INR next week."},
+    {"name": "Insulin glargine", "instruction": "Take your usual evening dose."},
+    {"name": "Metformin", "instruction": "Restart 48 hours after the test."},
+]
+INSTRUCTIONS = ["No baths for 3 days; showers are fine.",
+                "Keep the bandage dry until tomorrow morning, then take it off."]
+
+
+def words(pdf: bytes) -> list[list[tuple[str, float, float]]]:
+    """Per page, each word with the left and bottom of its first character, in pt."""
+    document = pdfium.PdfDocument(pdf)
+    pages = []
+    try:
+        for page in document:
+            text = page.get_textpage()
+            found, current, start = [], "", None
+            for i in range(text.count_chars() + 1):
+                ch = text.get_text_range(i, 1) if i < text.count_chars() else " "
+                if ch.isspace() or not ch:
+                    if current:
+                        found.append((current, *start))
+                    current, start = "", None
+                    continue
+                if not current:
+                    left, bottom, _, _ = text.get_charbox(i)
+                    start = (left, bottom)
+                current += ch
+            pages.append(found)
+    finally:
+        document.close()
+    return pages
+
+
+def tag_shape(pdf: bytes) -> list[str]:
+    """The structure elements' types in document order."""
+    out: list[str] = []
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        def walk(node: pikepdf.Object) -> None:
+            if isinstance(node, pikepdf.Array):
+                for kid in node:
+                    walk(kid)
+                return
+            if not isinstance(node, pikepdf.Dictionary) or "/S" not in node:
+                return
+            out.append(str(node.S))
+            if "/K" in node:
+                walk(node.K)
+
+        walk(doc.Root.StructTreeRoot.K)
+    return out
+
+
+def assert_same_by_position(fast: bytes, full: bytes) -> None:
+    a, b = words(fast), words(full)
+    assert len(a) == len(b), f"{len(a)} pages from the template, {len(b)} in full"
+    for number, (ours, theirs) in enumerate(zip(a, b, strict=True), start=1):
+        left = list(theirs)
+        for word, x, y in ours:
+            match = next((w for w in left if w[0] == word and abs(w[1] - x) <= TOLERANCE
+                          and abs(w[2] - y) <= TOLERANCE), None)
+            assert match is not None, (
+                f"page {number}: a word at ({x:.1f}, {y:.1f}) is not where the full render "
+                f"has it: {[w[1:] for w in theirs if w[0] == word]}")
+            left.remove(match)
+        assert not left, f"page {number}: {len(left)} words only in the full render"
+    assert tag_shape(fast) == tag_shape(full)
+
+
+def both(renderer: Renderer, data: dict) -> tuple[object, object]:
+    return renderer.packet(data), renderer.packet(data, full_render=True)
+
+
+VARIANTS = list(itertools.product(("cervical", "thoracic", "lumbar"), ("en", "es"),
+                                  (False, True), ("letter", "a4")))
+
+
+@pytest.fixture(scope="module")
+def renderers() -> dict[str, Renderer]:
+    return {paper: get_renderer(paper=paper) for paper in ("letter", "a4")}
+
+
+@pytest.mark.parametrize("type_name,language,large,paper", VARIANTS,
+                         ids=["-".join(map(str, v)) for v in VARIANTS])
+def test_every_variant_is_drawn_where_the_full_render_draws_it(renderers, type_name,
+                                                               language, large, paper):
+    # The largest of these plans the fast path draws (how much room the plan's
+    # page leaves depends on the text before it); a Spanish date of birth takes
+    # two header lines in large print, which only the full render draws.
+    renderer = renderers[paper]
+    candidates = [record(type=type_name, language=language, large_print=large,
+                         medications=MEDS[:meds], instructions=INSTRUCTIONS[:items],
+                         follow_up="Spine clinic in 2 weeks.")
+                  for meds, items in ((2, 1), (1, 1), (1, 0), (0, 1), (0, 0))]
+    data = candidates[-1]
+    for candidate in candidates:
+        try:
+            renderer.fast_packets().packet(validate_record(candidate))
+        except Unsure:
+            continue
+        data = candidate
+        break
+    fast, full = both(renderer, data)
+    assert fast.path == ("full" if (language, large) == ("es", True) else "fast")
+    assert_same_by_position(fast.pdf, full.pdf)
+
+
+NAMES = {
+    "long": "Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe",
+    "vietnamese": "Nguyễn Thị Ánh",
+    "greek": "Ελένη Παππά",
+    "arabic": "سارة أحمد",
+    "hebrew": "שרה כהן",
+}
+
+
+@pytest.mark.parametrize("name", list(NAMES))
+def test_long_and_non_latin_names(renderers, name):
+    """Drawn fast where the fast path can, else in full: the same either way."""
+    data = record(patient_name=NAMES[name], nurse=NAMES[name], medications=MEDS[:1])
+    fast, full = both(renderers["letter"], data)
+    if name in ("vietnamese", "greek"):
+        assert fast.path == "fast"
+    assert_same_by_position(fast.pdf, full.pdf)
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["standard", "large print"])
+def test_a_plan_over_two_pages(renderers, large):
+    """The follow-up (a section that stays whole) moves to the next page: the
+    first follow-up long enough to do so is drawn where the full render draws it
+    (today's large-print second page was 11 pt higher from the template)."""
+    renderer = renderers["letter"]
+    short = renderer.packet(record(medications=[], instructions=[], large_print=large))
+    # The search asks the fast path alone (a full render per try would be slow).
+    for meds, items, sentences in itertools.product(range(4), range(12), (9, 6, 3, 1)):
+        data = record(medications=MEDS[:meds], instructions=["Rest today."] * items,
+                      large_print=large,
+                      follow_up="Spine clinic in 2 weeks, on the second floor. " * sentences)
+        try:
+            fast = renderer.fast_packets().packet(validate_record(data))
+        except Unsure:
+            continue
+        if fast.pages > short.pages:
+            break
+    else:
+        pytest.fail("no follow-up moved to a second plan page on the fast path")
+    assert fast.pages == short.pages + 1
+    assert_same_by_position(fast.pdf, renderer.packet(data, full_render=True).pdf)
+
+
+# A restyled copy of the stylesheet: the rules below are appended, so they win.
+RESTYLED = """
+/* test: another house style */
+p { margin: 0 0 5mm; }
+li { margin-bottom: 2.5mm; }
+.medicines-table th, .medicines-table td { padding: 3mm 4mm; }
+html { font-size: 13pt; }
+"""
+
+
+@pytest.fixture(scope="module")
+def restyled(tmp_path_factory) -> Renderer:
+    folder = tmp_path_factory.mktemp("site") / "templates"
+    shutil.copytree(templates_dir(), folder)
+    with (folder / "print.css").open("a", encoding="utf-8") as fh:
+        fh.write(RESTYLED)
+    return Renderer(templates=folder)
+
+
+def test_a_restyled_stylesheet_is_followed_or_left_to_the_full_render(restyled):
+    """Each packet either comes out the same both ways or is rendered in full:
+    never a fast packet that differs. The new margins are followed, not ignored."""
+    drawn_fast = 0
+    # Bigger text and margins leave less room: small plans are drawn fast, a
+    # medicines section that would now break across pages goes to the full render.
+    for data in (record(medications=[], instructions=["Rest today.", "Drink water."]),
+                 record(type="cervical", medications=MEDS[:1], instructions=["Rest today."]),
+                 record(type="thoracic", language="es", medications=MEDS,
+                        instructions=INSTRUCTIONS, follow_up="Clínica el 10 de diciembre.")):
+        fast, full = both(restyled, data)
+        assert fast.path in ("fast", "full")
+        if fast.path == "fast":
+            drawn_fast += 1
+            assert_same_by_position(fast.pdf, full.pdf)
+    assert drawn_fast, "the fast path should derive this stylesheet's layout"
+
+
+def test_a_template_build_that_fails_falls_back_and_is_counted(tmp_path, monkeypatch, caplog):
+    from myelo_docs.batch.run import run_batch
+    from myelo_docs.render.fastpath import template as template_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the template build")
+
+    monkeypatch.setenv("MYELO_DOCS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(template_module, "build", broken)
+    monkeypatch.setattr(template_cache, "build", broken)
+    # batch workers may hold a renderer whose templates are already in memory
+    monkeypatch.setattr(template_cache.TemplateCache, "get", broken)
+    data = record(patient_name="Fallback Patient")
+    with caplog.at_level("WARNING", logger="myelo_docs.render.fastpath"):
+        document = Renderer().packet(data)
+    assert document.path == "fallback"
+    assert document.pages == get_renderer().packet(data, full_render=True).pages
+    assert "RuntimeError" in caplog.text and "Fallback" not in caplog.text
+
+    source = tmp_path / "rows.csv"
+    with source.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["type", "patient_name", "date_of_birth", "mrn", "procedure_date"])
+        writer.writerow(["lumbar", "Row One", "1950-01-01", "FB-0000001", "2026-11-27"])
+        writer.writerow(["cervical", "Row Two", "1951-02-02", "FB-0000002", "2026-11-27"])
+    summary = run_batch(source, tmp_path / "out", jobs=1)
+    assert summary.ok == 2 and summary.fallbacks == 2
+    with (tmp_path / "out" / "manifest.csv").open(encoding="utf-8") as fh:
+        assert [line["render"] for line in csv.DictReader(fh)] == ["fallback", "fallback"]
