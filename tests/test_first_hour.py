@@ -19,9 +19,9 @@ from conftest import BASE_RECORD
 from myelo_docs.batch.run import Summary
 from myelo_docs.cli.batch import Progress
 from myelo_docs.cli.main import check_output, main
-from myelo_docs.content.loader import available_languages
 from myelo_docs.render.fonts import check_glyphs, font_set
 from myelo_docs.schema.errors import MissingGlyphError, OutputError
+from myelo_docs.schema.languages import available_languages
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts" / "install.sh"
@@ -412,7 +412,7 @@ def test_a_misspelt_type_gets_a_did_you_mean():
 
     with pytest.raises(RecordError) as caught:
         validate_record({**BASE_RECORD, "type": "Lumbr"})
-    assert caught.value.problems[0].fix.startswith("did you mean lumbar?")
+    assert caught.value.problems[0].fix.startswith("did you mean 'lumbar'?")
     with pytest.raises(RecordError) as caught:
         validate_record({**BASE_RECORD, "type": "Rosalind"})
     assert "did you mean" not in caught.value.problems[0].fix

@@ -12,8 +12,10 @@ from myelo_docs.schema import messages
 from myelo_docs.schema.errors import OutputError
 
 PACKAGE = Path(myelo_docs.__file__).resolve().parent
-PARTS = {"title": ("title",), "problem": ("problem", "fix"), "error": ("title", "problem", "fix")}
-KEY_ARG = {"title": 0, "problem": 0, "error": 1}
+PARTS = {"title": ("title",), "problem": ("problem", "fix"), "error": ("title", "problem", "fix"),
+         "invalid": ("problem", "fix"), "phrase": ("phrase",)}
+KEY_ARG = {"title": 0, "problem": 0, "error": 1, "invalid": 0, "phrase": 0}
+NOT_VALUES = {"code", "field", "values"}  # keywords of problem()/invalid(), not filled in
 
 
 def _keys(node: ast.expr) -> list[str] | None:
@@ -43,7 +45,7 @@ def calls() -> list[tuple[str, int, str, list[str] | None, set[str]]]:
                 kind = local[node.func.id]
                 index = KEY_ARG[kind]
                 key = node.args[index] if len(node.args) > index else None
-                names = {k.arg for k in node.keywords if k.arg and k.arg != "code"}
+                names = {k.arg for k in node.keywords if k.arg and k.arg not in NOT_VALUES}
                 found.append((path.name, node.lineno, kind, _keys(key) if key else None, names))
     return found
 
@@ -79,11 +81,11 @@ def test_every_entry_is_used():
 
 def test_entries_have_only_known_parts_and_sentences_read_on():
     for key, entry in messages.entries().items():
-        assert set(entry) <= {"title", "problem", "fix"}, key
-        assert "problem" in entry or "title" in entry, key
+        assert set(entry) <= {"title", "problem", "fix", "phrase"}, key
+        assert "problem" in entry or "title" in entry or "phrase" in entry, key
         for part in ("problem", "fix"):
             if part in entry:  # they follow "field: " and ". Fix: "
-                assert entry[part][:1].islower() or entry[part][:1] in "{-", (key, part)
+                assert entry[part][:1].islower() or entry[part][:1] in "{-'\"#", (key, part)
                 assert not entry[part].endswith("."), (key, part)
 
 
@@ -95,3 +97,29 @@ def test_a_message_is_filled_in_and_raised_as_the_callers_error(tmp_path):
     assert err.problems[0].problem == f"{tmp_path / 'a.pdf'} exists"
     with pytest.raises(KeyError):
         messages.problem("output_exists", "--out")  # a value it needs is missing
+
+
+def test_no_sentence_uses_a_name_the_calls_keep_for_themselves():
+    # field, code and values are arguments of problem()/invalid(), never filled in
+    for key, entry in messages.entries().items():
+        for part, text in entry.items():
+            assert not messages.names_in(text) & NOT_VALUES, (key, part)
+
+
+def test_keys_chosen_from_tables_name_entries_with_the_parts_they_need():
+    """Keys looked up in a table, not written in the call, which the AST check skips."""
+    from myelo_docs.render import fonts
+    from myelo_docs.schema import damaged, problems, protocol
+
+    needs = {key: ("problem", "fix") for key in (*problems._PLAIN.values(),
+                                                 *protocol.RETIRED.values())}
+    needs |= {key: ("phrase",) for key in (*problems._RANGE_PROBLEM.values(),
+                                           *(k for row in problems._RANGE_FIX.values()
+                                             for k in row),
+                                           *(d.value for d in damaged.Damage))}
+    marks = ("\ufe0f", "\u2603", "\u4e00", "\u0905")  # style mark, symbol, CJK, Devanagari
+    needs |= {fonts._fix([ch]): ("problem", "fix") for ch in marks}
+    assert len(needs) >= 30  # it sees the tables
+    for key, parts in needs.items():
+        assert key in messages.entries(), key
+        assert all(part in messages.entries()[key] for part in parts), key

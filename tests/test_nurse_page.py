@@ -336,7 +336,7 @@ def test_every_record_check_gives_its_problem_a_code():
 
     tree = ast.parse(Path(record.__file__).read_text("utf-8"))
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and isinstance(node.func, ast.Name) and node.func.id in ("_custom", "user_error")]
+             and isinstance(node.func, ast.Name) and node.func.id in ("invalid", "user_error")]
     assert len(calls) >= 15
     for call in calls:
         assert any(k.arg == "code" for k in call.keywords), f"line {call.lineno}: no code="

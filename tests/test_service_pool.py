@@ -226,9 +226,10 @@ def test_workers_are_recycled_once_fresh_ones_are_warm(steady, caplog):
     finally:
         steady.recycle_after = 500
     assert steady.health()["starting"] == 1 and steady.health()["ready"] == 2
-    # Meanwhile the old workers serve: nobody waits for the cold one.
+    # Meanwhile the old workers serve: nobody waits for the cold one (which may
+    # have become ready by now: a warm-up takes about as long as one packet).
     assert_packet(asyncio.run(steady.render("packet", BASE_RECORD, 30)))
-    assert steady.health()["starting"] == 1
+    assert steady.health()["starting"] <= 1
     wait_until(lambda: steady.health()["starting"] == 0, 60, "the fresh worker")
     after = set(steady.processes())
     assert len(after) == 2 and len(before - after) == 1 and len(after - before) == 1

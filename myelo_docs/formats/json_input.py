@@ -18,7 +18,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from myelo_docs.schema.errors import InvalidJSON, Problem
+from myelo_docs.schema.errors import InvalidJSON
+from myelo_docs.schema.messages import error
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 HIDDEN_KEY = "?"  # a key a message does not show, in a path like body.?[0]
@@ -111,8 +112,8 @@ def parse_json(data: str | bytes, where: str, fix: str) -> Any:
 
     ``where``: how the user names the input in a message (``--input``,
     ``Bundle``, ``body``); ``fix``: what to give instead when the input is
-    not UTF-8, too deep or has a number too long (e.g. "give one JSON object
-    of the record's fields, in UTF-8").
+    not UTF-8, too deep or has a number too long, a phrase of messages.toml
+    (``phrase("json_fix_input")``: "give one JSON object of the record's fields, in UTF-8").
 
     Raises InvalidJSON (a RecordError, exit 3) with one Problem: not UTF-8;
     not valid JSON (line and column); NaN or Infinity; nesting deeper than
@@ -125,8 +126,7 @@ def parse_json(data: str | bytes, where: str, fix: str) -> Any:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise InvalidJSON("The JSON is not UTF-8 text", [
-                Problem(where, "is not UTF-8 text", fix)]) from None
+            raise error(InvalidJSON, "json_not_utf8", where, fix=fix) from None
     twice: list[_Twice] = []
 
     def pairs_to_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -142,23 +142,16 @@ def parse_json(data: str | bytes, where: str, fix: str) -> Any:
         value = json.loads(data.removeprefix("\ufeff"), object_pairs_hook=pairs_to_object,
                            parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidJSON("The JSON is not valid", [
-            Problem(where, f"is not valid JSON (line {exc.lineno} column {exc.colno}: "
-                    f"{exc.msg})", "fix the JSON at that place")]) from None
+        raise error(InvalidJSON, "json_invalid", where, line=exc.lineno, column=exc.colno,
+                    detail=exc.msg) from None
     except (ValueError, RecursionError) as exc:  # NaN; a 5000-digit number; 100000 [
         if isinstance(exc, ValueError) and str(exc) in ("NaN", "Infinity", "-Infinity"):
-            raise InvalidJSON("The JSON is not valid", [
-                Problem(where, f"has {exc}, which JSON does not allow",
-                        "write the number, or leave the field out")]) from None
-        raise InvalidJSON("The JSON is nested too deep or has a number too long", [
-            Problem(where, "has a number too long or nesting too deep", fix)]) from None
+            raise error(InvalidJSON, "json_not_a_number", where, constant=exc) from None
+        raise error(InvalidJSON, "json_too_deep", where, fix=fix) from None
     if twice:
         path, key = _doubled(value)
         place = f"{where} {path.lstrip('.')}" if where.startswith("-") and path else where + path
         if shown_key(key) is None:
-            problem = Problem(place, "has a key twice", "keep one of the two and remove the other")
-        else:
-            problem = Problem(place, f'has the key "{key}" twice',
-                              f'keep one "{key}" and remove the other')
-        raise InvalidJSON("The JSON has a key twice", [problem])
+            raise error(InvalidJSON, "json_key_twice_hidden", place)
+        raise error(InvalidJSON, "json_key_twice", place, key=key)
     return value

@@ -18,7 +18,8 @@ from fontTools.unicodedata import Blocks, script_name
 from fontTools.unicodedata import script as unicode_script
 
 from myelo_docs.assets import fonts_dir
-from myelo_docs.schema.errors import MissingGlyphError, Problem
+from myelo_docs.schema.errors import MissingGlyphError
+from myelo_docs.schema.messages import problem, title
 from myelo_docs.schema.problems import Code
 
 # (family used in CSS, regular file, bold file), first match wins per character.
@@ -217,15 +218,15 @@ def _style_mark(ch: str) -> bool:
 
 
 def _fix(missing: list[str]) -> str:
+    """The message (messages.toml) whose fix fits these characters."""
     if all(_style_mark(ch) for ch in missing):
-        return "delete the emoji style mark (retype the symbol): the symbol prints without it"
+        return "glyph_style_mark"
     kinds = {kind_of_character(ch) for ch in missing if not _style_mark(ch)}
     if kinds == {_SYMBOL}:
-        return "leave it out or say it in words (or add a font that has it with --font-dir)"
-    font = "add a font that has them with --font-dir"
+        return "glyph_symbol"
     if kinds & {_SCRIPT_WORDS[s] for s in ("Hani", "Hira", "Kana", "Hang", "Bopo")}:
-        font += " (for Chinese, Japanese or Korean: Debian's fonts-noto-cjk)"
-    return font + ", or type the value in Latin letters"
+        return "glyph_cjk"
+    return "glyph_other"
 
 
 def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
@@ -234,10 +235,7 @@ def check_glyphs(fields: dict[str, str], fonts: FontSet) -> None:
     for field, text in fields.items():
         missing = fonts.missing(text)
         if missing:
-            problems.append(Problem(
-                field,
-                "has characters no installed font can print: " + describe_missing(field, missing),
-                _fix(missing), code=Code.no_font,
-            ))
+            problems.append(problem(_fix(missing), field, what=describe_missing(field, missing),
+                                    code=Code.no_font))
     if problems:
-        raise MissingGlyphError("Some characters cannot be printed", problems)
+        raise MissingGlyphError(title("glyph_unprintable"), problems)

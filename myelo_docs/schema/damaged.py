@@ -22,15 +22,12 @@ _QUESTION_IN_WORD = re.compile(r"\w\?+\w|\?{2,}")
 
 
 class Damage(Enum):
-    """How a value was damaged, in the words a user can act on."""
+    """How a value was damaged: the key of its words in messages.toml (the fix is
+    text_damaged's)."""
 
-    lost = "has a character that was lost on its way here (shown as \N{REPLACEMENT CHARACTER})"
-    question_marks = "has question marks where letters should be"
-    mojibake = "has letters that were changed on their way here (UTF-8 read as another encoding)"
-
-
-FIX = ("the text was damaged before it reached myelo-docs: export or save it again as UTF-8 "
-       "(in Excel: Save As, 'CSV UTF-8'), or type the value again")
+    lost = "damaged_lost"
+    question_marks = "damaged_question_marks"
+    mojibake = "damaged_mojibake"
 
 
 def damage(value: str, *, name: bool = False) -> Damage | None:

@@ -7,20 +7,18 @@ place that renames fields to what the user typed (``relabel``: a CLI flag).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import annotated_types
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_core import PydanticCustomError
 
 from myelo_docs.schema.errors import Problem
+from myelo_docs.schema.messages import OUR_ERROR, did_you_mean, phrase, problem
+from myelo_docs.schema.messages import user_error as user_error  # site/ still imports it here
 
-OUR_ERROR = "myelo"  # the type of errors our validators raise with their own problem and fix
-MISSING = "is required but missing"
 UNIT = "unit"  # key of a Field's json_schema_extra: what its number counts ("hours", "°F")
 
 
@@ -63,19 +61,6 @@ class Code(StrEnum):
     no_font = "no_font"
 
 
-def user_error(problem: str, fix: str, field: str | None = None,
-               code: Code | None = None) -> PydanticCustomError:
-    """An error for a validator to raise with its own problem and fix; ``field``
-    names where it is when pydantic cannot (a check of the whole model); ``code``:
-    its stable code, for a front end with its own words (``Problem.code``)."""
-    ctx = {"problem": problem, "fix": fix}
-    if field:
-        ctx["field"] = field
-    if code:
-        ctx["code"] = str(code)
-    return PydanticCustomError(OUR_ERROR, "{problem}", ctx)
-
-
 def counted(unit: str, **limits: Any) -> Any:
     """A number Field that counts ``unit`` (its errors say it): counted("hours", ge=1)."""
     return Field(json_schema_extra={UNIT: unit}, **limits)
@@ -91,23 +76,34 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return " ".join(parts) or "record"
 
 
+# pydantic's kind of error -> its entry in messages.toml
 _PLAIN = {
-    "missing": (MISSING, "add a value for it"),
-    "string_type": ("must be text", "write it as text"),
-    "list_type": ("must be a list", "give a list of items"),
-    "dict_type": ("must be an object with name and instruction", "give name and instruction"),
-    "model_type": ("must be an object with name and instruction", "give name and instruction"),
-    "bool_type": ("must be true or false", "write true or false"),
-    "bool_parsing": ("must be true or false", "write true or false"),
-    "date_from_datetime_inexact": ("is not a date", "write the date like 1961-03-24"),
-    "int_parsing": ("must be a whole number", "write digits only, like 24"),
-    "int_type": ("must be a whole number", "write digits only, like 24"),
-    "int_from_float": ("must be a whole number", "leave out the decimal part"),
-    "float_parsing": ("must be a number", "write a number, like 100.4"),
-    "float_type": ("must be a number", "write a number, like 100.4"),
+    "missing": "plain_missing",
+    "string_type": "plain_text",
+    "list_type": "plain_list",
+    "dict_type": "plain_object",
+    "model_type": "plain_object",
+    "bool_type": "plain_bool",
+    "bool_parsing": "plain_bool",
+    "date_from_datetime_inexact": "plain_not_date",
+    "int_parsing": "plain_whole",
+    "int_type": "plain_whole",
+    "int_from_float": "plain_whole_from_float",
+    "float_parsing": "plain_number",
+    "float_type": "plain_number",
 }
 _BOUNDS = {"greater_than_equal": "ge", "greater_than": "gt",
            "less_than_equal": "le", "less_than": "lt"}
+_RANGE_PROBLEM = {"ge": "range_below", "gt": "range_not_above", "le": "range_above",
+                  "lt": "range_not_below"}
+# unit kind -> the fix for (both ends, a low end only, a high end only)
+_RANGE_FIX = {
+    "": ("range_fix_between", "range_fix_at_least", "range_fix_at_most"),
+    "of": ("range_fix_of_unit_between", "range_fix_of_unit_at_least",
+           "range_fix_of_unit_at_most"),
+    "in": ("range_fix_in_unit_between", "range_fix_in_unit_at_least",
+           "range_fix_in_unit_at_most"),
+}
 _PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
@@ -141,20 +137,15 @@ def _limits(model: type[BaseModel] | None, name: Any) -> tuple[dict[str, Any], s
 
 def _out_of_range(kind: str, ctx: dict[str, Any], bounds: dict[str, Any],
                   unit: str) -> tuple[str, str]:
+    """(problem, fix) for a number out of its range, from the range_* phrases."""
     bounds = {**bounds, _BOUNDS[kind]: ctx[_BOUNDS[kind]]}
-    words = {"ge": "below", "gt": "not above", "le": "above", "lt": "not below"}
     key = _BOUNDS[kind]
-    problem = f"is {words[key]} {_amount(ctx[key], unit)}"
     low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
-    if low is not None and high is not None:
-        fix = f"from {_number(low)} to {_number(high)}"
-    elif low is not None:
-        fix = f"of {_number(low)} or more"
-    else:
-        fix = f"of {_number(high)} or less"
-    if unit and not unit[0].isalpha():  # °F: the number is read in that unit, not another
-        return problem, f"give it in {unit}, {fix}"
-    return problem, f"give a number of {unit} {fix}" if unit else f"give a number {fix}"
+    ends = 0 if low is not None and high is not None else 1 if low is not None else 2
+    # °F: the number is read in that unit, not another; hours: a number of them
+    how = "" if not unit else "in" if not unit[0].isalpha() else "of"
+    return (phrase(_RANGE_PROBLEM[key], amount=_amount(ctx[key], unit)),
+            phrase(_RANGE_FIX[how][ends], unit=unit, low=_number(low), high=_number(high)))
 
 
 def _plain_message(message: str) -> str:
@@ -184,7 +175,8 @@ def _known_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[str,
 
 
 def problems_from(exc: ValidationError, known: Sequence[str],
-                  what: str = "fields", model: type[BaseModel] | None = None) -> list[Problem]:
+                  what: Literal["fields", "keys"] = "fields",
+                  model: type[BaseModel] | None = None) -> list[Problem]:
     """Turn pydantic's errors into plain problems a nurse can act on.
 
     ``known``: the model's field names, offered for an unknown one ("did you
@@ -198,48 +190,48 @@ def problems_from(exc: ValidationError, known: Sequence[str],
         field = _field_path(loc)
         kind = err["type"]
         ctx = err.get("ctx") or {}
-        code, values = "", ()
-        if kind == OUR_ERROR:
-            problem, fix, code = ctx["problem"], ctx["fix"], ctx.get("code", "")
+        if kind == OUR_ERROR:  # our validators' own words (messages.invalid)
             if ctx.get("field"):
                 field = ctx["field"]
             elif not loc:  # model-level check names its own fields
                 field = "record"
+            found = Problem(field, ctx["problem"], ctx["fix"], code=ctx.get("code", ""))
         elif kind == "extra_forbidden":
             here = _known_at(model, loc[:-1]) or known
-            guess = difflib.get_close_matches(str(loc[-1]), here, n=1)
-            problem, code = f"is not a known {what[:-1]}", Code.unknown_field
-            fix = (f"did you mean '{guess[0]}'? " if guess else "") + (
-                f"known {what} are: " + ", ".join(here)
-            )
+            found = problem("unknown_key" if what == "keys" else "unknown_field", field,
+                            hint=did_you_mean(str(loc[-1]), here), known=", ".join(here),
+                            code=Code.unknown_field)
         elif kind == "string_too_long" or (
             kind == "too_long" and isinstance(err.get("input"), str)
         ):
-            problem = f"is longer than {ctx['max_length']} characters"
-            fix, code, values = "shorten it", Code.too_long, (("count", str(ctx["max_length"])),)
+            found = problem("text_too_long", field, count=ctx["max_length"], code=Code.too_long,
+                            values=(("count", str(ctx["max_length"])),))
         elif kind == "string_too_short" or (
             kind == "too_short" and isinstance(err.get("input"), str)
         ):
-            problem = "is empty" if not err.get("input") else \
-                f"is shorter than {ctx['min_length']} characters"
-            fix, code = "give a value", Code.too_short
+            if not err.get("input"):
+                found = problem("text_empty", field, code=Code.too_short)
+            else:
+                found = problem("text_too_short", field, count=ctx["min_length"],
+                                code=Code.too_short)
         elif kind == "too_long":
-            problem = f"has more than {ctx['max_length']} items"
-            fix, code = "combine or remove items", Code.too_many
+            found = problem("list_too_long", field, count=ctx["max_length"], code=Code.too_many)
         elif kind in ("enum", "literal_error"):
-            problem, fix = "is not one of the choices", f"use {ctx.get('expected', 'another')}"
-            code = Code.not_a_choice
+            if "expected" in ctx:
+                found = problem("not_a_choice", field, expected=ctx["expected"],
+                                code=Code.not_a_choice)
+            else:
+                found = problem("not_a_choice_unlisted", field, code=Code.not_a_choice)
         elif kind in _BOUNDS:
-            problem, fix = _out_of_range(kind, ctx, *_limits(model, loc[-1] if loc else None))
-            code = Code.out_of_range
+            said, fix = _out_of_range(kind, ctx, *_limits(model, loc[-1] if loc else None))
+            found = Problem(field, said, fix, code=str(Code.out_of_range))
         elif kind in _PLAIN:
-            problem, fix = _PLAIN[kind]
             code = {"missing": Code.missing, "date_from_datetime_inexact": Code.not_a_date}.get(
                 kind, Code.wrong_type)
+            found = problem(_PLAIN[kind], field, code=code)
         else:
-            problem, fix = _plain_message(err["msg"]), "correct the value"
-        problems.append(Problem(field=field, problem=problem, fix=fix, code=str(code),
-                                values=values))
+            found = problem("plain_other", field, message=_plain_message(err["msg"]))
+        problems.append(found)
     return problems
 
 
@@ -257,10 +249,10 @@ def relabel(problems: Sequence[Problem], names: Mapping[str, str],
     for p in problems:
         head, sep, rest = p.field.partition(" ")
         field = names[head] + sep + rest if head in names else p.field
-        problem, fix = p.problem, p.fix
-        if problem == MISSING and missing and head in missing and not rest:
+        said, fix = p.problem, p.fix
+        if p.code == Code.missing and missing and head in missing and not rest:
             fix = missing[head]  # only the field itself: not a key missing inside it
         if head == "record" and words is not None:
-            problem = words.sub(lambda m: names[m.group(1)], problem)
-        out.append(Problem(field, problem, fix, p.code, p.values))
+            said = words.sub(lambda m: names[m.group(1)], said)
+        out.append(Problem(field, said, fix, p.code, p.values))
     return out

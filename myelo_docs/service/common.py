@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from myelo_docs.formats.json_input import parse_json
 from myelo_docs.schema.errors import InvalidJSON, Problem
+from myelo_docs.schema.messages import phrase, problem, title
 
 JSON = "application/json"
 FHIR_JSON = "application/fhir+json"
@@ -58,20 +59,18 @@ async def json_body(request: Request, kinds: tuple[str, ...] = (JSON,)) -> Any:
                      request.headers.get("content-type", "").split(";"))
     named = dict((k.strip(), v.strip().strip('"')) for k, _, v in
                  (p.partition("=") for p in params))
-    said = " or ".join(kinds)
-    fix = f"send the header Content-Type: {kinds[0]}"
     if kind not in JSON_TYPES and kind != LEGACY_FHIR_JSON:
-        raise ApiError(415, "UnsupportedMediaType", "Send the body as JSON",
-                       [Problem("Content-Type", f"is not {said}", fix)])
+        raise ApiError(415, "UnsupportedMediaType", title("body_not_json"),
+                       [problem("body_not_json", "Content-Type", said=" or ".join(kinds),
+                                kind=kinds[0])])
     if named.get("charset", "utf-8") not in ("utf-8", "utf8"):
-        raise ApiError(415, "UnsupportedMediaType", "Send the body in UTF-8",
-                       [Problem("Content-Type", "names a charset other than UTF-8", fix)])
+        raise ApiError(415, "UnsupportedMediaType", title("body_charset"),
+                       [problem("body_charset", "Content-Type", kind=kinds[0])])
     if named.get("fhirversion", "4.0") not in ("4.0", "4.0.1"):
-        raise ApiError(415, "UnsupportedMediaType", "Only FHIR R4 is read",
-                       [Problem("Content-Type", "names a FHIR version other than R4 (4.0)",
-                                "send an R4 Bundle, with fhirVersion=4.0 or none")])
+        raise ApiError(415, "UnsupportedMediaType", title("body_fhir_version"),
+                       [problem("body_fhir_version", "Content-Type")])
     try:
-        return parse_json(await request.body(), "body", "send one JSON object in UTF-8")
+        return parse_json(await request.body(), "body", phrase("json_fix_body"))
     except InvalidJSON as exc:
         raise ApiError(400, "InvalidJSON", exc.message, exc.problems) from None
 

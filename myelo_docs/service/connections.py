@@ -35,6 +35,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from myelo_docs.schema.messages import problem, title
 from myelo_docs.service.middleware import access_log, request_timeout
 
 log = logging.getLogger("myelo_docs.service")
@@ -57,9 +58,8 @@ def _raw_response(status: str, body: dict[str, Any], *headers: str) -> bytes:
 
 
 FULL = _raw_response("503 Service Unavailable", {
-    "error": "Busy", "message": "The server has as many connections open as it takes",
-    "problems": [{"field": "server", "problem": "has too many connections open",
-                  "fix": f"try again in {FULL_RETRY_AFTER} seconds"}]},
+    "error": "Busy", "message": title("server_full"),
+    "problems": [problem("server_full", "server", seconds=FULL_RETRY_AFTER).as_dict()]},
     f"retry-after: {FULL_RETRY_AFTER}")
 
 

@@ -25,7 +25,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from myelo_docs.schema.errors import ConfigError, Problem
+from myelo_docs.schema.errors import ConfigError
+from myelo_docs.schema.messages import error, problem, title
 from myelo_docs.service.middleware import ASGIApp, Receive, Scope, Send, client_address, send_json
 
 TOKEN_VARIABLE = "MYELO_DOCS_TOKEN"
@@ -39,9 +40,8 @@ MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 def check_token(token: str) -> None:
     """Refuse a token that can be guessed: shorter than 32 characters or barely varied."""
     if len(token) < TOKEN_MIN_LENGTH or len(set(token)) < TOKEN_MIN_DISTINCT:
-        raise ConfigError("The token is too easy to guess", [
-            Problem(TOKEN_VARIABLE, f"must be at least {TOKEN_MIN_LENGTH} random characters",
-                    f"make one with {MAKE_TOKEN}")])
+        raise error(ConfigError, "token_weak", TOKEN_VARIABLE, least=TOKEN_MIN_LENGTH,
+                    make=MAKE_TOKEN)
 
 
 _HOST = re.compile(r"\[(?P<ip6>[0-9a-f:.]+)\](:\d{1,5})?|(?P<name>[a-z0-9.-]+)(:\d{1,5})?")
@@ -140,10 +140,8 @@ class Door:
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if ANY_HOST not in self.allowed_hosts and host not in self.allowed_hosts:
             await send_json(send, 400, {
-                "error": "UnknownHost", "message": "This server does not answer to that name",
-                "problems": [{"field": "Host", "problem": "is not one of the server's names",
-                              "fix": "use the address the hospital gave you; whoever runs "
-                                     "the service can add a name with --allowed-host"}]},
+                "error": "UnknownHost", "message": title("door_unknown_host"),
+                "problems": [problem("door_unknown_host", "Host").as_dict()]},
                 [(b"connection", b"close")])
             return
         given = headers.get(b"authorization", b"").decode("latin-1")
@@ -153,18 +151,17 @@ class Door:
             wait = self.throttle.wait(client)
             if wait:
                 await send_json(send, 429, {
-                    "error": "TooManyAttempts", "message": "Too many wrong tokens",
-                    "problems": [{"field": "Authorization", "problem": "was wrong too often",
-                                  "fix": f"wait {wait} seconds, then send the right token"}]},
+                    "error": "TooManyAttempts", "message": title("door_too_many_tries"),
+                    "problems": [problem("door_too_many_tries", "Authorization",
+                                         wait=wait).as_dict()]},
                     [(b"retry-after", str(wait).encode()), (b"connection", b"close")])
                 return
             if given:
                 self.throttle.failed(client)
             await send_json(send, 401, {
-                "error": "Unauthorized", "message": "A valid token is needed",
-                "problems": [{"field": "Authorization", "problem": "is missing or wrong",
-                              "fix": "send 'Authorization: Bearer <token>' with the "
-                                     f"server's {TOKEN_VARIABLE}"}]},
+                "error": "Unauthorized", "message": title("door_no_token"),
+                "problems": [problem("door_no_token", "Authorization",
+                                     variable=TOKEN_VARIABLE).as_dict()]},
                 [(b"www-authenticate", self.challenge(scope["path"]).encode()),
                  (b"connection", b"close")])
             return

@@ -22,6 +22,7 @@ from myelo_docs.formats.fhir_out import PATIENT_REFERENCE
 from myelo_docs.output.files import default_packet_name
 from myelo_docs.schema.brand import Brand
 from myelo_docs.schema.errors import Problem, RecordError
+from myelo_docs.schema.messages import phrase, problem, title
 from myelo_docs.service.common import (
     FHIR_JSON,
     JSON,
@@ -61,7 +62,7 @@ class FhirPacketRequest(BaseModel):
 
 def record_path(name: str) -> str:
     """How an HTTP caller gives a record field (errors name it so): record.mrn."""
-    return "the service's --mrn-system setting" if name == "mrn_system" else f"record.{name}"
+    return phrase("fhir_mrn_system_setting") if name == "mrn_system" else f"record.{name}"
 
 
 def read_request(body: Any) -> FhirPacketRequest:
@@ -71,15 +72,17 @@ def read_request(body: Any) -> FhirPacketRequest:
     try:
         return FhirPacketRequest.model_validate(body)
     except ValidationError as exc:
-        problems = [Problem(".".join(str(p) for p in e["loc"]) or "body",
-                            "is not a known key" if e["type"] == "extra_forbidden" else
-                            "must be Patient/<id>" if e["loc"] == ("patient",) else
-                            "must be a JSON object", "send a FHIR Bundle, or "
-                            '{"bundle": <Bundle>, "record": {<fields to fill or replace>}, '
-                            '"patient": "Patient/<id on your server>"}')
-                    for e in exc.errors()]
-        raise RecordError("The body is neither a FHIR Bundle nor a bundle with overrides",
-                          problems) from None
+        raise RecordError(title("fhir_body_shape"),
+                          [_body_problem(e) for e in exc.errors()]) from None
+
+
+def _body_problem(err: Any) -> Problem:
+    field = ".".join(str(p) for p in err["loc"]) or "body"
+    if err["type"] == "extra_forbidden":
+        return problem("fhir_body_unknown_key", field)
+    if err["loc"] == ("patient",):
+        return problem("fhir_body_patient", field)
+    return problem("fhir_body_not_object", field)
 
 
 FHIR_VERSIONS = ("4.0", "4.0.1")  # R4: what a fhirVersion parameter may say
@@ -143,13 +146,12 @@ def choose_format(accept: str | None, format_: str | None, offered: tuple[str, .
         if wanted in offered:
             return wanted
         names = " or ".join(f"_format={k}" for k, v in FORMATS.items() if v in offered)
-        raise ApiError(406, "NotAcceptable", "That format is not offered", [
-            Problem("_format", "is not one this route gives", f"use {names}")])
+        raise ApiError(406, "NotAcceptable", title("fhir_format_not_offered"), [
+            problem("fhir_format_not_offered", "_format", names=names)])
     chosen = negotiate(accept, offered)
     if chosen is None:
-        raise ApiError(406, "NotAcceptable", "None of the accepted types is offered", [
-            Problem("Accept", "accepts none of the types this route gives",
-                    f"accept one of {', '.join(offered)} (FHIR R4: fhirVersion=4.0)")])
+        raise ApiError(406, "NotAcceptable", title("fhir_accept_none"), [
+            problem("fhir_accept_none", "Accept", types=", ".join(offered))])
     return chosen
 
 
@@ -202,7 +204,7 @@ class FhirErrors:
             said = json.loads(body)
         except ValueError:
             said = {}
-        message = said.get("message") or str(said.get("detail") or "The request failed")
+        message = said.get("message") or str(said.get("detail") or title("fhir_request_failed"))
         problems = [Problem(**p) for p in said.get("problems", []) if isinstance(p, dict)]
         data = json.dumps(operation_outcome(status, message, problems)).encode()
         headers = [(k, v) for k, v in start.get("headers", [])
@@ -234,8 +236,8 @@ def add_fhir_routes(app: FastAPI, render: Render, intake: Any, brand: Brand,
                        mode: str | None = Query(None)) -> Response:
         """What the FHIR interface takes and gives (FHIR R4 CapabilityStatement)."""
         if mode not in (None, "full"):
-            raise ApiError(400, "NotSupported", "Only the full CapabilityStatement is given", [
-                Problem("mode", "is not supported", "leave out mode, or use mode=full")])
+            raise ApiError(400, "NotSupported", title("fhir_capability_mode"), [
+                problem("fhir_capability_mode", "mode")])
         kind = choose_format(request.headers.get("accept"), format_, (FHIR_JSON, JSON))
         base = str(request.base_url).rstrip("/") + FHIR_BASE
         return fhir_response(capability_statement(base, RELEASE_DATE,

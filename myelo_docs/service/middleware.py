@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from myelo_docs.schema.messages import problem, title
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -79,7 +81,8 @@ class Guard:
     read timeout (408).
 
     ``max_body`` bytes for every route, except the paths in ``limits``
-    (path -> (bytes, the fix to print when a body is over it)); the whole body
+    (path -> (bytes, the messages.toml entry to answer when a body is over it, like
+    body_too_large)); the whole body
     must arrive within ``read_timeout`` seconds of the headers.
     """
 
@@ -100,8 +103,8 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *self._headers(message)]
             await send(message)
 
-        limit, fix = self.limits.get(scope["path"], (self.max_body, "send one record per request"))
-        body = await self._read_body(scope, receive, with_headers, limit, fix)
+        limit, key = self.limits.get(scope["path"], (self.max_body, "body_too_large"))
+        body = await self._read_body(scope, receive, with_headers, limit, key)
         if body is None:
             return
         replayed = False
@@ -131,11 +134,11 @@ class Guard:
         return headers
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, limit: int,
-                         fix: str) -> bytes | None:
+                         key: str) -> bytes | None:
         """The whole body, or None after answering 413 or 408 (or when the client left)."""
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _too_large(send, limit, fix)
+            await _too_large(send, limit, key)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -152,7 +155,7 @@ class Guard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _too_large(send, limit, fix)
+                await _too_large(send, limit, key)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -160,16 +163,15 @@ class Guard:
 
 
 def request_timeout(seconds: float) -> dict[str, Any]:
-    return {"error": "RequestTimeout", "message": "The request came in too slowly",
-            "problems": [{"field": "body", "problem": f"did not arrive within {seconds:g} seconds",
-                          "fix": "send the whole request at once; check the network"}]}
+    return {"error": "RequestTimeout", "message": title("body_too_slow"),
+            "problems": [problem("body_too_slow", "body", seconds=f"{seconds:g}").as_dict()]}
 
 
-async def _too_large(send: Send, limit: int, fix: str) -> None:
+async def _too_large(send: Send, limit: int, key: str) -> None:
     size = f"{limit // 1024} KB" if limit < 1024 * 1024 else f"{limit / 1024 / 1024:g} MB"
     await send_json(send, 413, {
-        "error": "RequestTooLarge", "message": f"The request is larger than {size}",
-        "problems": [{"field": "body", "problem": f"is larger than {size}", "fix": fix}]},
+        "error": "RequestTooLarge", "message": title(key, size=size),
+        "problems": [problem(key, "body", size=size).as_dict()]},
         [(b"connection", b"close")])
 
 
@@ -197,5 +199,5 @@ class NoTracebacks:
             if not started:
                 await send_json(send, 500, {
                     "error": "InternalError",
-                    "message": "Something went wrong inside myelo-docs. This is a bug.",
+                    "message": title("internal_error"),
                     "problems": []})
