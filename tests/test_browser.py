@@ -47,7 +47,7 @@ def page(browser):
 
 
 def fill_patient(page, date_of_birth: str) -> None:
-    page.get_by_label("Lumbar myelogram").check()
+    page.get_by_role("radio", name="Lumbar myelogram (lower back)", exact=True).check()
     page.get_by_label("Patient's full name").fill("Wilhelmina Browserpatient")
     page.get_by_label("Date of birth").fill(date_of_birth)
     page.get_by_label("Medical record number (MRN)").fill("WEB-5550123")
@@ -117,7 +117,7 @@ def test_a_bad_date_shows_next_to_its_field_with_values_kept(server, page):
     assert page.get_by_label("Patient's full name").input_value() == "Wilhelmina Browserpatient"
     assert page.get_by_label("Medical record number (MRN)").input_value() == "WEB-5550123"
     assert page.get_by_label("Medicine 1 instruction").input_value() == "Restart on Friday."
-    assert page.get_by_label("Lumbar myelogram").is_checked()
+    assert page.get_by_role("radio", name="Lumbar myelogram (lower back)", exact=True).is_checked()
     assert page.get_by_label("Large print").is_checked()
     log = server.log_text()
     assert not any(value in log for value in (*PHI, "Wilhelmina", "5550123"))

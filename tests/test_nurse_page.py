@@ -398,3 +398,21 @@ def test_the_record_checks_reach_the_form_in_the_page_words(client, typed, form_
     words (a change of wording in record.py shows here, not as stray English)."""
     shown = client.get(client.post("/", data={**GOOD, **typed}).headers["location"])
     assert parse_form(shown.text).errors == {form_id: f"Error: {message}"}
+
+
+def test_the_nurse_can_print_a_packet_of_several_regions(client):
+    page = client.get("/")
+    assert 'value="cervical+lumbar"' in page.text  # offered with the one-region types
+    posted = client.post("/", data={**GOOD, "type": "cervical+lumbar"})
+    assert posted.status_code == 303 and posted.headers["location"].startswith("/packets/")
+    first = " ".join(pages_text(client.get(posted.headers["location"]).content)[0].split())
+    assert "cervical and lumbar" in first.lower()
+
+
+def test_the_api_gives_every_type_and_a_handout_of_several_regions(client):
+    listed = [t["type"] for t in client.get("/v1/types").json()["types"]]
+    assert listed[:3] == ["cervical", "thoracic", "lumbar"] and "cervical+lumbar" in listed
+    handout = client.post("/v1/handouts", json={"type": "lumbar+cervical"})
+    assert handout.status_code == 200 and handout.headers["content-type"] == "application/pdf"
+    wrong = client.post("/v1/handouts", json={"type": "lumbar+lumbar"})
+    assert wrong.status_code == 422 and "twice" in wrong.text

@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from myelo_docs.about import __version__
@@ -31,7 +31,7 @@ from myelo_docs.schema.intake import IntakeSettings
 from myelo_docs.schema.json_schema import record_schema
 from myelo_docs.schema.messages import error, problem, title
 from myelo_docs.schema.problems import problems_from
-from myelo_docs.schema.record import MyelogramType, validate_record
+from myelo_docs.schema.record import ALL_TYPES, ExamType, parse_type, validate_record
 from myelo_docs.service.common import (
     PDF_RESPONSES,
     REF,
@@ -151,7 +151,7 @@ class HandoutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: MyelogramType
+    type: Annotated[ExamType, BeforeValidator(parse_type)]
     language: str = "en"
     large_print: bool | None = None
 
@@ -309,7 +309,7 @@ def _add_api_routes(app: FastAPI, served: _Served) -> None:
             content_for("en", served.content)
         names = english.data["types"]
         return {"types": [{"type": t.value, "title": names[t.value]["title"]}
-                          for t in MyelogramType],
+                          for t in ALL_TYPES],
                 "languages": served.languages}
 
     @app.post("/v1/packets", summary="The discharge packet PDF for one patient",

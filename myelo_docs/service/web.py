@@ -60,7 +60,7 @@ from myelo_docs.content.overrides import content_for
 from myelo_docs.schema.brand import Brand
 from myelo_docs.schema.errors import Problem
 from myelo_docs.schema.languages import available_languages
-from myelo_docs.schema.record import MAX_INSTRUCTIONS, MAX_MEDICATIONS
+from myelo_docs.schema.record import ALL_TYPES, MAX_INSTRUCTIONS, MAX_MEDICATIONS
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -69,7 +69,7 @@ PAGE_WORDS = "nurse_page.toml"
 PACKET_PATH = "/packets/"  # + id: the PDF, once
 FORM_PATH = "/forms/"  # + id: the form with what was typed, once
 DEFAULT_LANGUAGE = "en"
-TYPES = ("cervical", "thoracic", "lumbar")
+TYPES = tuple(t.value for t in ALL_TYPES)  # one region, then the combinations
 TEXT_FIELDS = ("patient_name", "date_of_birth", "mrn", "procedure_date", "physician", "nurse",
                "follow_up")
 REQUIRED = ("type", "patient_name", "date_of_birth", "mrn", "procedure_date")
