@@ -148,7 +148,9 @@ def test_handout_pdf_and_bad_type(client):
 
 def test_types_health_openapi_and_docs(client):
     types = client.get("/v1/types").json()
-    assert [t["type"] for t in types["types"]] == ["cervical", "thoracic", "lumbar"]
+    assert [t["type"] for t in types["types"]] == [
+        "cervical", "thoracic", "lumbar", "cervical+thoracic", "cervical+lumbar",
+        "thoracic+lumbar", "cervical+thoracic+lumbar"]
     assert "en" in types["languages"]
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["workers"] == 1
