@@ -181,6 +181,63 @@ def test_a_plan_over_two_pages(renderers, large):
     assert_same_by_position(fast.pdf, renderer.packet(data, full_render=True).pdf)
 
 
+def _broken_plan(medicines: int, items: int) -> dict:
+    """Rows and items of one to three lines, named so a test can find their pages."""
+    sentence = ("Take one tablet with water in the morning and one with food in the evening "
+                "unless your doctor says to stop")
+
+    def text(count: int) -> str:
+        return " ".join(sentence.split()[:count])
+
+    return {"medications": [{"name": f"Medzero {i}", "instruction": text(3 + 7 * i % 17)}
+                            for i in range(medicines)],
+            "instructions": [f"Itemzero {i}: {text(2 + 5 * i % 19)}" for i in range(items)]}
+
+
+def _spans(pdf: bytes, marker: str) -> bool:
+    return len({n for n, page in enumerate(words(pdf)) for w in page if w[0] == marker}) == 2
+
+
+BROKEN = ("table", "list", "table then list")
+BROKEN_VARIANTS = [(plan, *variant) for plan in BROKEN
+                   for variant in (("en", False, "letter"), ("en", True, "letter"),
+                                   ("es", False, "a4"))]
+
+
+@pytest.mark.parametrize("plan,language,large,paper", BROKEN_VARIANTS,
+                         ids=["-".join(map(str, v)) for v in BROKEN_VARIANTS])
+def test_a_plan_broken_between_rows_and_items(renderers, plan, language, large, paper):
+    """A medicines table goes on over the page break between rows (its header
+    row again on top), a list between items: drawn fast, every word where the
+    full render has it, one Table and one list in the tag tree."""
+    renderer = renderers[paper]
+    # The first plan of this kind whose table (or list) the fast path breaks
+    # over two pages (the search asks the fast path alone).
+    tries = {"table": [(n, 0) for n in range(1, 16)],
+             "list": [(m, n) for m in range(0, 10, 3) for n in range(1, 16)],
+             "table then list": [(n, 4) for n in range(1, 16)]}[plan]
+    for medicines, items in tries:
+        data = record(language=language, large_print=large, **_broken_plan(medicines, items))
+        try:
+            fast = renderer.fast_packets().packet(validate_record(data))
+        except Unsure:
+            continue
+        if _spans(fast.pdf, "Itemzero" if plan == "list" else "Medzero"):
+            break
+    else:
+        pytest.fail(f"no {plan} broken over two pages on the fast path")
+    fast, full = both(renderer, data)
+    assert fast.path == "fast"
+    assert_same_by_position(fast.pdf, full.pdf)
+    # One Table, its header row once (the repeated row is an artifact), one list.
+    bare = renderer.packet(record(language=language, large_print=large,
+                                  medications=[], instructions=[]))
+    shape, before = tag_shape(fast.pdf), tag_shape(bare.pdf)
+    assert shape.count("/Table") - before.count("/Table") == (1 if medicines else 0)
+    assert shape.count("/TH") - before.count("/TH") == (2 if medicines else 0)
+    assert shape.count("/L") - before.count("/L") == (1 if items else 0)
+
+
 # A restyled copy of the stylesheet: the rules below are appended, so they win.
 RESTYLED = """
 /* test: another house style */

@@ -32,7 +32,7 @@ from myelo_docs.content.loader import (
 from myelo_docs.content.overrides import content_for
 from myelo_docs.render.document import Document, display_identifiers
 from myelo_docs.render.fetcher import LockedFetcher
-from myelo_docs.render.fonts import FontSet, check_glyphs, font_set, header_lines
+from myelo_docs.render.fonts import FontSet, check_glyphs, font_set
 from myelo_docs.render.options import RenderSettings, Resolved, offered_languages
 from myelo_docs.render.stamp import PayloadFor, payloads_for, stamp_pages
 from myelo_docs.render.tagging import finish_tags
@@ -148,7 +148,7 @@ class Renderer:
             folders=[templates, *self.fonts.folders], files=[self.brand.logo_path]
         )
         self._page_css: dict[str, CSS] = {}
-        self._margin_css: dict[int, CSS] = {}
+        self._margin_css: dict[int, CSS] = {}  # by top margin, mm
         self.provenance = renderer_provenance(self.brand, self.protocol, self.fonts)
         # The fast path draws with the bundled faces only; a hospital's own
         # fonts (--font-dir) always get the full render.
@@ -244,41 +244,13 @@ class Renderer:
             "spine_url": (self.templates / "images" / f"spine-{type_name}.svg").as_uri(),
         }
 
-    def _header_room(self, context: dict[str, Any]) -> list[CSS]:
-        """A taller top margin when long identifiers need more header lines.
-
-        The header sits in the top margin and grows upwards; without room, a
-        long name would run off the top edge of the paper. A fast-path
-        template is given the margin its patient needs ("header_margin").
-        """
-        if "header_margin" in context:
-            margin = context["header_margin"]
-        elif context.get("patient"):
-            margin = self.header_margin(context["L"], context["patient"], context["large_print"])
-        else:
-            margin = None
-        if margin is None:
-            return []
-        if margin not in self._margin_css:
+    def _margin_top(self, mm: int) -> CSS:
+        if mm not in self._margin_css:
             from weasyprint import CSS
 
-            self._margin_css[margin] = CSS(string=f"@page {{ margin-top: {margin}mm; }}",
-                                           font_config=self.font_config,
-                                           url_fetcher=self.fetcher)
-        return [self._margin_css[margin]]
-
-    def header_margin(self, labels: dict[str, str], patient: dict[str, Any],
-                      large_print: bool) -> int | None:
-        """The top margin in mm for these identifiers, None for the standard one."""
-        size_pt = 15 if large_print else 10  # .running-header font sizes
-        page_mm = 216 if self.paper == "letter" else 210
-        column_pt = (page_mm - 32) * 0.53 * 72 / 25.4 * 0.95  # .identifiers, with slack
-        lines = sum(header_lines(f"{labels[label]}: {patient[key]}", size_pt, column_pt)
-                    for key, label in (("name", "name_short"), ("dob", "dob_short"),
-                                       ("mrn", "mrn_short")))
-        if lines <= 3:  # what the standard 32 mm margin holds
-            return None
-        return 32 + 4 * math.ceil((lines - 3) * size_pt * 1.25 * 25.4 / 72 / 4)
+            self._margin_css[mm] = CSS(string=f"@page {{ margin-top: {mm}mm; }}",
+                                       font_config=self.font_config, url_fetcher=self.fetcher)
+        return self._margin_css[mm]
 
     def layout(self, template: str, context: dict[str, Any], language: str,
                archive: bool = False) -> Any:
@@ -290,14 +262,18 @@ class Renderer:
         markup = self.env.get_template(template).render(context)
         html = HTML(string=markup, base_url=self.templates.as_uri() + "/",
                     url_fetcher=self.fetcher)
+        stylesheets = [*self.stylesheets, self.language_css(language)]
         with _GLYPH_WATCH.watching() as missing:
-            document = html.render(
-                stylesheets=[*self.stylesheets, self.language_css(language),
-                             *self._header_room(context)],
-                font_config=self.font_config,
-                presentational_hints=False,
-                **_pdf_options(archive),
-            )
+            document = html.render(stylesheets=stylesheets, font_config=self.font_config,
+                                   presentational_hints=False, **_pdf_options(archive))
+            # The header sits at the bottom of the top margin and grows upwards:
+            # long identifiers that need more lines than the margin holds (above
+            # its clear band, print.css) get a taller margin, laid out again.
+            needed = _header_room_needed(document)
+            if needed:
+                document = html.render(stylesheets=[*stylesheets, self._margin_top(needed)],
+                                       font_config=self.font_config,
+                                       presentational_hints=False, **_pdf_options(archive))
         _refuse_missing(missing)
         return document
 
@@ -417,6 +393,22 @@ def _where(exc: BaseException) -> str:
     if tb is None:
         return "?"
     return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+
+
+def _header_room_needed(document: Any) -> int | None:
+    """The top margin (whole mm) the running header needs, when it runs above
+    the content area of its margin box (into the clear band the stylesheet
+    keeps at the paper's top edge) on any page; None when it fits."""
+    from weasyprint.formatting_structure import boxes
+
+    needed = 0.0
+    for page in document.pages:
+        for box in page._page_box.children:
+            if isinstance(box, boxes.MarginBox) and box.children:
+                over = box.content_box_y() - min(child.position_y for child in box.children)
+                if over > 0.01:
+                    needed = max(needed, page._page_box.margin_top + over)
+    return math.ceil(needed * 25.4 / 96) if needed else None  # px to mm
 
 
 def _pdf_options(archive: bool) -> dict[str, Any]:

@@ -104,37 +104,6 @@ def font_set(extra_dir: Path | None = None) -> FontSet:
     return FontSet(tuple(faces), frozenset(covered))
 
 
-@cache
-def _bold_advances() -> tuple[dict[int, float], float]:
-    """Advance widths (in em) of the header's bold face, and its widest glyph."""
-    with TTFont(str(fonts_dir() / BUNDLED_FACES[0][2])) as font:
-        units = font["head"].unitsPerEm
-        metrics = font["hmtx"].metrics
-        advances = {code: metrics[glyph][0] / units
-                    for code, glyph in (font.getBestCmap() or {}).items()}
-    return advances, max(advances.values())
-
-
-def header_lines(text: str, size_pt: float, width_pt: float) -> int:
-    """Lines text takes when wrapped at spaces (and inside over-long words)
-    in a column of width_pt, in the header's bold face. Characters from
-    other fonts count as the widest glyph, so the estimate errs long."""
-    advances, widest = _bold_advances()
-    space = advances.get(32, 0.25) * size_pt
-    lines, used = 1, 0.0
-    for word in text.split():
-        width = sum(advances.get(ord(ch), widest) for ch in word) * size_pt
-        needed = width if used == 0 else used + space + width
-        if needed <= width_pt:
-            used = needed
-            continue
-        if used:
-            lines += 1
-        extra, used = divmod(width, width_pt)
-        lines += int(extra)
-    return lines
-
-
 IDENTIFIER_FIELDS = ("patient_name", "mrn")
 # What a person calls the writing of a character, by its Unicode script
 # (ISO 15924 code), where the script's own name would not say it.

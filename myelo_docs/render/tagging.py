@@ -11,11 +11,13 @@ report:
 * Header cells (/TH) carry no /Scope. Ours are either a column's header (in a
   row of headers) or a row's header (first cell of a row of data).
 * WeasyPrint builds the tree page by page, so a table that runs over a page
-  break becomes one Table per page, each with the header row it repeats: a
-  screen reader would meet several tables. A Table that opens a page,
-  continuing the Table that ended the page before with the same header row,
-  is joined to it: its rows move into the first Table, and its repeated
-  header row becomes an artifact (still printed, not read twice).
+  break becomes one Table per page, each with the header row it repeats, and
+  a list one L per page: a screen reader would meet several tables or lists.
+  A Table that opens a page, continuing the Table that ended the page before
+  with the same header row, is joined to it: its rows move into the first
+  Table, and its repeated header row becomes an artifact (still printed, not
+  read twice). A list that opens a page where a list ended the page before,
+  at the same depth, is joined to it the same way (its items move).
 
 The rest of the file (fonts, XMP metadata, PDF/A or PDF/UA identification) is
 kept as it is.
@@ -33,7 +35,7 @@ from pikepdf import Array, Dictionary, Name
 
 def finish_tags(pdf: bytes) -> bytes:
     """The same PDF with margin boxes as artifacts, /Scope on header cells and
-    each table one Table across pages."""
+    each table and list one element across pages."""
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         root = doc.Root.get("/StructTreeRoot")
         if root is None:  # an untagged variant: nothing to finish
@@ -229,6 +231,11 @@ def _join_tables(document: Dictionary, page_index: dict) -> dict[int, list[int]]
         for upper, lower in zip(before, after, strict=False):
             if upper.get("/S") != lower.get("/S"):
                 break
+            if upper.get("/S") == Name.L:
+                head = head_of.get(upper.objgen, upper)
+                _move_items(head, lower)
+                head_of[lower.objgen] = head
+                break
             if upper.get("/S") != Name.Table:
                 continue
             head = head_of.get(upper.objgen, upper)
@@ -273,7 +280,22 @@ def _move_rows(head: Dictionary, lower: Dictionary, head_row: Dictionary | None,
                 headers = attributes.get("/Headers") if isinstance(attributes, Dictionary) else None
                 if isinstance(headers, Array):
                     attributes.Headers = Array([renamed.get(str(h), h) for h in headers])
-    node = lower
+    _take_out(lower)
+
+
+def _move_items(head: Dictionary, lower: Dictionary) -> None:
+    """Move lower's list items to the end of head, and take lower out."""
+    if not isinstance(head.get("/K"), Array):
+        head.K = Array(_kids(head))
+    for item in _kids(lower):
+        if isinstance(item, Dictionary):
+            item.P = head
+            head.K.append(item)
+    _take_out(lower)
+
+
+def _take_out(node: Dictionary) -> None:
+    """Take an element out of the tree, and any container it leaves empty."""
     while True:
         parent = node.get("/P")
         if not isinstance(parent, Dictionary) or parent.get("/S") is None:

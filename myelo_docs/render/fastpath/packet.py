@@ -21,7 +21,7 @@ from typing import Any
 from myelo_docs.content.loader import long_date
 from myelo_docs.render.document import Document
 from myelo_docs.render.fastpath.cache import TemplateCache
-from myelo_docs.render.fastpath.plan import Node, PlanLayout, plan_sections
+from myelo_docs.render.fastpath.plan import Node, PlanLayout, PlanPage, plan_sections
 from myelo_docs.render.fastpath.shaping import Line, Shaper
 from myelo_docs.render.fastpath.template import (
     HEADER_SLOTS,
@@ -65,9 +65,6 @@ class FastPackets:
             raise Unsure("text not in composed form")
         key = (record.type.value, lang, record.large_print)
         base = self.cache.get(*key)
-        if self.renderer.header_margin(base.labels, {"name": ids.name, "dob": ids.dob,
-                                                     "mrn": ids.mrn}, record.large_print):
-            raise Unsure("the full render gives these identifiers a taller header")
         styles = self._styles_of(base)
         lines = self._slot_lines(base, styles, values)
         shape = tuple(tuple(self.shaper.families_of(line) if line else ()
@@ -157,7 +154,7 @@ class FastPackets:
             pieces[number] = _rgb(colours[_colour_of(site.slot)]) + drawn
         return pieces
 
-    def _plan(self, t: Template, record: PacketRecord) -> list[list[Any]]:
+    def _plan(self, t: Template, record: PacketRecord) -> list[PlanPage]:
         geometry = {**t.calibration["plan"],
                     "pages": {**t.calibration["plan"]["pages"], **t.pages_area}}
         layout = PlanLayout(geometry, self.shaper)
@@ -197,57 +194,76 @@ class NewObjects:
         return self.next - 1
 
 
-def _plan_pieces(t: Template, pages: list[list[Any]], new: NewObjects) -> dict[int, bytes]:
+def _plan_pieces(t: Template, pages: list[PlanPage], new: NewObjects) -> dict[int, bytes]:
+    """The plan's marker streams, ParentTree arrays and parent elements filled:
+    each page's artifacts and marked content; each section's element in place
+    of the marker paragraph of the page it begins on (a section broken over
+    pages is one element, with content on both)."""
     pieces: dict[int, bytes] = {}
+    slots = ("plan", "plan_2")
+    tags_of = [t.plan_tags.get(slot) for slot in slots]
+    entries = [list(tags.entries) if tags else [] for tags in tags_of]
+    content: list[list[bytes]] = [[] for _ in slots]
     in_place: dict[int, list[int]] = {}  # a marker's paragraph -> the sections replacing it
+    for index, page in enumerate(pages):
+        tags = tags_of[index]
+        sections = [_emit(node, tags_of, tags.parent if tags else 0, entries, content, new)
+                    for node in page.starts]
+        if tags:
+            in_place[tags.container] = sections
     for number, (_, site) in t.dynamic.items():
         if site is None or not site.slot.startswith("plan"):
             continue
-        index = 0 if site.slot == "plan" else 1
-        placed = pages[index] if index < len(pages) else []
-        tags = t.plan_tags.get(site.slot)
-        art: list[bytes] = []
-        content: list[bytes] = []
-        sections = []
-        entries = list(tags.entries) if tags else []
-        for section in placed:
-            art += section.art
-            sections.append(_emit(section.node, tags, tags.parent if tags else 0,
-                                  entries, content, new))
+        index = slots.index(site.slot)
+        art = pages[index].art if index < len(pages) else []
         out = [b"/Artifact BMC\n", *art, b"EMC\n"] if art else []
-        pieces[number] = b"".join(out + content)
+        pieces[number] = b"".join(out + content[index])
+        tags = tags_of[index]
         if tags:
-            in_place[tags.container] = sections
-            pieces[tags.array] = Raw(("[" + " ".join(entries) + "]").encode())
+            pieces[tags.array] = Raw(("[" + " ".join(entries[index]) + "]").encode())
+    kept: set[int] = set()  # parents with a section
     for tags in t.plan_tags.values():
-        kids = []
-        for kid in tags.parent_kids:
-            if kid.startswith("P:"):
-                kids += [f"{k} 0 R" for k in in_place.get(int(kid[2:]), [])]
-            else:
-                kids.append(kid)
-        body = tags.parent_body.encode("latin-1")
-        pieces[tags.parent] = Raw(body[:body.rindex(b">>")] + b"/K [" + " ".join(kids).encode()
-                                  + b"] >>")
+        kids = [ref for kid in tags.parent_kids for ref in (
+            [f"{k} 0 R" for k in in_place.get(int(kid[2:]), [])] if kid.startswith("P:")
+            else [kid])]
+        if kids:
+            kept.add(tags.parent)
+        pieces[tags.parent] = _element(tags.parent_body, kids)
+    for tags in t.plan_tags.values():
+        kids = [ref for kid in tags.grand_kids for ref in (
+            ([f"{kid[2:]} 0 R"] if int(kid[2:]) in kept else []) if kid.startswith("D:")
+            else [kid])]
+        if not kids:
+            raise Unsure("a part of the packet left empty")
+        pieces[tags.grand] = _element(tags.grand_body, kids)
     return pieces
 
 
-def _emit(node: Node, tags: Any, parent: int, entries: list[str], content: list[bytes],
-          new: NewObjects) -> int:
-    """Draw a node's leaves in marked content and give each node its structure element."""
-    number = new.reserve() if tags else 0
+def _element(body: str, kids: list[str]) -> Raw:
+    """A structure element's dictionary with these /K entries."""
+    data = body.encode("latin-1")
+    return Raw(data[:data.rindex(b">>")] + b"/K [" + " ".join(kids).encode() + b"] >>")
+
+
+def _emit(node: Node, tags_of: list[Any], parent: int, entries: list[list[str]],
+          content: list[list[bytes]], new: NewObjects) -> int:
+    """Draw a node's leaves in marked content on their pages and give each node
+    its structure element."""
+    tagged = tags_of[0] is not None
+    number = new.reserve() if tagged else 0
     if node.children:
-        kids = [_emit(child, tags, number, entries, content, new) for child in node.children]
+        kids = [_emit(child, tags_of, number, entries, content, new) for child in node.children]
         k = "[" + " ".join(f"{kid} 0 R" for kid in kids) + "]"
     else:
-        if not tags:
-            content.append(node.ops)
+        if not tagged:
+            content[node.page].append(node.ops)
             return 0
-        mcid = len(entries)
-        entries.append(f"{number} 0 R")
-        content.append(b"/%s <</MCID %d>> BDC\n%sEMC\n" % (node.role.encode(), mcid, node.ops))
-        k = f"{mcid} /Pg {tags.page} 0 R"
-    if tags:
+        mcid = len(entries[node.page])
+        entries[node.page].append(f"{number} 0 R")
+        content[node.page].append(b"/%s <</MCID %d>> BDC\n%sEMC\n"
+                                  % (node.role.encode(), mcid, node.ops))
+        k = f"{mcid} /Pg {tags_of[node.page].page} 0 R"
+    if tagged:
         new.bodies[number] = (f"<< /Type /StructElem /S /{node.role} /P {parent} 0 R /K {k} "
                               f"{node.attributes}>>").encode()
     return number

@@ -1,14 +1,23 @@
 """A patient's plan (medicines, the nurse's instructions, follow-up) laid out
-with the geometry WeasyPrint gave a calibration plan (PlanGeometry, measured
-in measure_plan), line breaking and shaping by Pango (shaping.py).
+with the geometry WeasyPrint gave a calibration plan (measure_plan), line
+breaking and shaping by Pango (shaping.py).
 
-The model places blocks one under another with CSS margin collapsing (the
-largest of adjoining margins), keeps each section whole on a page (the
-stylesheet must say so: ``break-inside: avoid``) and moves a section that
-does not fit to the next page, where its leading margins are dropped. It is
-proved on the calibration plan at build time (``verify``): the model must put
-every line of that plan where WeasyPrint put it, or the template is not used.
-A break too close to call raises Unsure.
+The model places blocks (headings, paragraphs, list items, table rows) one
+under another with CSS margin collapsing (the largest of adjoining margins).
+A section that does not fit is broken before the last block that fits where
+the stylesheet's break-before/after values allow it (never inside a row or an
+item: ``break-inside: avoid``; never right after a table's header row), and
+goes on at the next page's top (a table with its header row again, as an
+artifact); with no such place, it moves whole to the next page, where its
+leading margins are dropped or kept as WeasyPrint does. Sections the
+stylesheet keeps whole (``break-inside: avoid``) only move.
+
+Where a broken section goes on, and every rule above, is measured and proved
+when a template is built (``verify``): on the calibration plan, and on a plan
+long enough to be broken between rows and items (SPLIT_CALIBRATION_PLAN), the
+model must put every line where WeasyPrint put it, or the template does not
+break sections (or is not used). A page bottom too close to a block's to call
+raises Unsure.
 """
 
 from __future__ import annotations
@@ -44,6 +53,27 @@ SMALL_CALIBRATION_PLAN = {
     "follow_up": "Spine clinic in two weeks.",
 }
 
+# A plan long enough that WeasyPrint breaks its table between rows and its
+# list between items (rows and items of one, two and three lines), from
+# which the model learns where a broken section goes on and is proved.
+_SENTENCE = ("Take one tablet with water in the morning, and another one with food in the "
+             "evening unless the clinic tells you to stop.")
+
+
+def _words(count: int) -> str:
+    return " ".join(_SENTENCE.split()[:count])
+
+
+SPLIT_CALIBRATION_PLAN = {
+    "medications": [{"name": "Calibration long medicine name" if i % 7 == 3
+                     else f"Calibration {i}", "instruction": _words(4 + (i * 5) % 19)}
+                    for i in range(36)],
+    "instructions": [_words(3 + (i * 7) % 21) for i in range(36)],
+    "follow_up": "Spine clinic in two weeks.",
+}
+
+# The measured blocks (measure_plan's keys) a plan's model is made of.
+BLOCKS = ("section", "h2", "p", "note", "follow_up_text", "ul", "li", "table", "breaks")
 
 # ---- the model's output -------------------------------------------------------------------
 
@@ -56,6 +86,7 @@ class Node:
     ops: bytes = b""
     children: list[Node] = field(default_factory=list)
     attributes: str = ""
+    page: int = 0  # a leaf's page, counted from the plan's first
 
 
 @dataclass
@@ -116,15 +147,22 @@ def measure_plan(document: Any) -> dict[str, Any]:
         raise Unsure("no plan in the calibration packet")
     whole: dict[str, bool] = {}
     order: list[Any] = []  # each section's element once, in order
-    for _, section in sections:
+    breaks: dict[str, dict[str, str]] = {}
+    continued: dict[str, float] = {}
+    # A box broken over pages has its top margin on its first part and its
+    # bottom margin (and a table its bottom border) on its last.
+    parts: dict[str, list[Any]] = {}
+    for index, section in sections:
         style = section.style
-        if section.element not in order:
+        if section.element in order:  # the section goes on from the page before
+            _continued(section, measure.page_area(document.pages[index])[0], continued)
+        else:
             order.append(section.element)
         # A section that may break is drawn only where it fits whole (see paginate).
         whole[_section_name(section)] = style["break_inside"] in ("avoid", "avoid-page")
         if style["break_before"] != "auto" or style["break_after"] != "auto":
             raise Unsure("page breaks forced around plan sections")
-        found.setdefault("section", {"margins": _margins(section)})
+        _collect(parts, "section", section)
         for child in section.children:
             if child.style["break_before"] in ("page", "left", "right", "recto", "verso") \
                     or child.style["break_after"] in ("page", "left", "right", "recto", "verso"):
@@ -134,21 +172,38 @@ def measure_plan(document: Any) -> dict[str, Any]:
                 key = "follow_up_text" if "follow-up-text" in measure.classes(child) else kind
                 if key == "p" and "medicines" not in measure.classes(section):
                     key = "note"
+                _break_values(breaks, key, child)
                 found.setdefault(key, _text_block(child))
                 # A block at the top of a page may have had its top margin
                 # dropped there: the margin is the one it has elsewhere.
                 top, bottom = found[key]["margins"]
                 found[key]["margins"] = (max(top, child.margin_top), bottom)
             elif kind == "ul":
+                _break_values(breaks, "ul", child)
+                last = [e for e in child.element if e.tag == "li"][-1]  # in the source
+                for item in child.children:
+                    if measure.tag(item) == "li":
+                        _break_values(breaks, "li_last" if item.element is last else "li", item)
                 if "li" not in found:
-                    found["ul"] = {"margins": _margins(child)}
                     found["li"] = _list_item(child)
+                _collect(parts, "ul", child)
             elif kind == "table":
+                _break_values(breaks, "table", child)
+                for group in _table_box(child).children:
+                    if measure.tag(group) == "tbody":
+                        for row in group.children:
+                            _break_values(breaks, "tr", row)
                 if "table" not in found:
                     found["table"] = _table(child)
+                _collect(parts, "table", child)
             else:
                 raise Unsure(f"an unexpected {kind or 'box'} in the plan")
-    missing = {"section", "h2", "p", "note", "follow_up_text", "ul", "li", "table"} - set(found)
+    for key, fragments in parts.items():
+        margins = (_margins(fragments[0])[0], _margins(fragments[-1])[1])
+        found.setdefault(key, {})["margins"] = margins
+    if "table" in parts:
+        found["table"]["tail"] = _tail(parts["table"][-1])
+    missing = set(BLOCKS) - {"breaks"} - set(found)
     if missing:
         raise Unsure("the calibration plan lacks " + ", ".join(sorted(missing)))
     first_page = sections[0][0]
@@ -173,12 +228,56 @@ def measure_plan(document: Any) -> dict[str, Any]:
         "margins_kept": kept,
     }
     found["whole"] = whole
+    found["breaks"] = breaks
+    found["continued"] = continued
     found["calibration_lines"] = [
         [order.index(section.element), index, t.text.strip(), t.position_x, measure.baseline(t)]
         for index, section in sections
         for t, _ in measure.text_boxes(section) if t.text.strip()]
     del boxes
     return found
+
+
+def _break_values(breaks: dict[str, dict[str, str]], kind: str, box: Any) -> None:
+    """A kind of block's break-before and -after; "?" where its blocks differ."""
+    values = {"before": box.style["break_before"], "after": box.style["break_after"]}
+    known = breaks.setdefault(kind, values)
+    for side, value in values.items():
+        if known[side] != value:
+            known[side] = "?"
+
+
+def _table_box(wrapper: Any) -> Any:
+    from weasyprint.formatting_structure import boxes
+
+    tables = [b for b in wrapper.children if isinstance(b, boxes.TableBox)]
+    if len(tables) != 1:
+        raise Unsure("a table of an unexpected shape")
+    return tables[0]
+
+
+def _continued(section: Any, page_top: float, continued: dict[str, float]) -> None:
+    """Where a section broken over pages goes on at the next page's top: the
+    border top of its first list item, or of its table's repeated header row
+    (relative to the page's content top)."""
+    first = section.children[0] if section.children else None
+    kind = measure.tag(first) if first is not None else ""
+    if kind == "ul":
+        item = next(b for b in first.children if measure.tag(b) == "li")
+        value, key = measure.border_top(item) - page_top, "li"
+    elif kind == "table":
+        groups = {measure.tag(g): g for g in _table_box(first).children}
+        if "thead" not in groups or "tbody" not in groups:
+            raise Unsure("a table going on over pages without its header row")
+        head, body = groups["thead"].children[0], groups["tbody"].children[0]
+        if abs(body.position_y - (head.position_y + head.height)) > measure.EPSILON:
+            raise Unsure("space between a repeated header row and the next row")
+        value, key = head.position_y - page_top, "row"
+    else:
+        return  # a break the model does not make: verify finds it out
+    if key in continued and abs(continued[key] - value) > measure.EPSILON:
+        raise Unsure("sections go on at different places on later pages")
+    continued[key] = value
 
 
 def _section_name(section: Any) -> str:
@@ -210,10 +309,7 @@ def _list_item(ul: Any) -> dict[str, Any]:
 def _table(wrapper: Any) -> dict[str, Any]:
     from weasyprint.formatting_structure import boxes
 
-    tables = [b for b in wrapper.children if isinstance(b, boxes.TableBox)]
-    if len(tables) != 1:
-        raise Unsure("a table of an unexpected shape")
-    table = tables[0]
+    table = _table_box(wrapper)
     if not table.style["border_collapse"] == "collapse":
         raise Unsure("a table with separate borders")
     groups = {measure.tag(g): g for g in table.children}
@@ -227,7 +323,6 @@ def _table(wrapper: Any) -> dict[str, Any]:
             for a, b in zip(rows, rows[1:], strict=False)}
     if gaps != {0}:
         raise Unsure("space between table rows")
-    out["tail"] = (top + wrapper.border_height()) - (rows[-1].position_y + rows[-1].height)
     for kind, row in (("head", rows[0]), ("body", rows[1])):
         cells = []
         # Cells aligned to the top take the row's extra height as bottom padding:
@@ -249,6 +344,20 @@ def _table(wrapper: Any) -> dict[str, Any]:
     return out
 
 
+def _collect(parts: dict[str, list[Any]], key: str, box: Any) -> None:
+    """The parts (one per page) of the first box of its kind."""
+    found = parts.setdefault(key, [])
+    if not found or found[0].element is box.element:
+        found.append(box)
+
+
+def _tail(wrapper: Any) -> float:
+    """From a table's last row to the border bottom of its wrapper."""
+    groups = [g for g in _table_box(wrapper).children if g.children]
+    last = groups[-1].children[-1]
+    return measure.border_top(wrapper) + wrapper.border_height() - (last.position_y + last.height)
+
+
 def _fill(colour: Any) -> list[float] | None:
     srgb = colour.to("srgb")
     if srgb.alpha == 0:
@@ -262,14 +371,100 @@ def _rgb(colour: Sequence[float], op: bytes = b"rg") -> bytes:
     return b"%.6f %.6f %.6f %s\n" % (*colour, op)
 
 
+def _avoid(*values: str) -> bool:
+    """Whether these break values (one side's each) keep two blocks together."""
+    if any(v not in ("auto", "avoid", "avoid-page") for v in values):
+        raise Unsure("break rules the plan model does not follow")
+    return any(v != "auto" for v in values)
+
+
 class _Leaf:
-    def __init__(self, margins: Sequence[float], height: float, node: Node,
-                 draw: Any, art: Any = None):
+    """A block the model places whole: a heading, a paragraph, a list item, a
+    table row (with the table's head: the header row and what is above it).
+
+    ``height`` runs from its border top to its border bottom (a table's last
+    row includes the table's bottom border); ``core`` is what must fit on the
+    page for WeasyPrint to place it (the last row without that border), so a
+    page bottom between the two is too close to call. ``before``/``after``:
+    the break-before/after values at its edges; ``draw(top)`` fills its
+    node's children and returns the lines drawn."""
+
+    def __init__(self, margins: Sequence[float], height: float, node: Node, draw: Any,
+                 kind: str = "block", before: str = "auto", after: str = "auto",
+                 core: float | None = None, table: _Table | None = None):
         self.margins = margins
         self.height = height
+        self.core = height if core is None else core
         self.node = node
-        self.draw = draw  # top (absolute y) -> (ops, lines)
-        self.art = art  # top -> ops
+        self.draw = draw
+        self.kind = kind  # block, li, head, row
+        self.before = before
+        self.after = after
+        self.table = table
+
+
+class _Table:
+    """What the rows of one table share: its shaped header (repeated on the
+    pages it continues on) and how its rules are drawn."""
+
+    def __init__(self, layout: PlanLayout, head: list[list[Line]], head_height: float):
+        self.layout = layout
+        self.head = head
+        self.head_height = head_height
+
+    def art(self, rows: list[tuple[str, float, float]]) -> bytes:
+        """Fills and rules of rows (kind, top, height) drawn one under another
+        on one page, closed by the last row's bottom rule."""
+        t = self.layout.g["table"]
+        ops = []
+        for kind, y, h in rows:
+            cells = t["kinds"][kind]
+            for cell in cells:
+                if cell["fill"]:
+                    ops.append(_rgb(cell["fill"]) + b"%.3f %.3f %.3f %.3f re f\n"
+                               % (cell["left"], y, cell["width_box"], h))
+            for cell in cells:
+                ops.append(_rgb(cell["rule_colour"], b"RG") + b"%.3f w\n" % cell["rule"])
+                ops.append(b"%.3f %.3f m %.3f %.3f l S\n" % (cell["left"], y, cell["left"], y + h))
+                ops.append(b"%.3f %.3f m %.3f %.3f l S\n"
+                           % (cell["left"], y, cell["left"] + cell["width_box"], y))
+            last = cells[-1]
+            right = last["left"] + last["width_box"]
+            ops.append(b"%.3f %.3f m %.3f %.3f l S\n" % (right, y, right, y + h))
+        body = t["kinds"]["body"]
+        end = rows[-1][1] + rows[-1][2]
+        ops.append(b"%.3f %.3f m %.3f %.3f l S\n"
+                   % (body[0]["left"], end, body[-1]["left"] + body[-1]["width_box"], end))
+        return b"q\n" + b"".join(ops) + b"Q\n"
+
+    def repeated_head(self, top: float) -> tuple[bytes, list[tuple[str, float, float]]]:
+        """The header row drawn again (an artifact) with its border top at top."""
+        ops, seen = [], []
+        for lines, cell in zip(self.head, self.layout.g["table"]["kinds"]["head"], strict=True):
+            spans, drawn = self.layout._draw_lines(lines, cell, cell["x"], top + cell["offset"])
+            ops += [span.ops for span in spans]
+            seen += drawn
+        return b"".join(ops), seen
+
+
+@dataclass
+class PlanPage:
+    """One page of a plan: its artifacts (table fills, rules, repeated
+    headers), the lines drawn (what verify compares), and the sections that
+    begin on it (a section broken over pages is one element, on its first)."""
+
+    art: list[bytes] = field(default_factory=list)
+    lines: list[tuple[str, float, float]] = field(default_factory=list)
+    starts: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    name: str
+    node: Node
+    leaves: list[_Leaf]
+    gaps: list[list[float]]  # the margins above each leaf (for the first: the leading ones)
+    trailing: list[float]  # the margins after the last leaf
 
 
 class PlanLayout:
@@ -300,43 +495,53 @@ class PlanLayout:
             seen.append((line.text, x, y))
         return spans, seen
 
+    def _breaks(self, kind: str) -> dict[str, str]:
+        return self.g.get("breaks", {}).get(kind, {"before": "?", "after": "?"})
+
     def text(self, kind: str, text: str, role: str) -> _Leaf:
         block = self.g[kind]
         lines = self._lines(text, block)
         node = Node(role)
 
-        def draw(top: float) -> tuple[bytes, list[tuple[str, float, float]]]:
+        def draw(top: float) -> list[tuple[str, float, float]]:
             node.children, seen = self._draw_lines(lines, block, block["x"], top + block["top"])
-            return b"", seen
+            return seen
 
-        return _Leaf(block["margins"], block["top"] + len(lines) * block["pitch"], node, draw)
+        breaks = self._breaks(kind)
+        return _Leaf(block["margins"], block["top"] + len(lines) * block["pitch"], node, draw,
+                     before=breaks["before"], after=breaks["after"])
 
     def items(self, texts: Sequence[str]) -> list[_Leaf]:
         block = self.g["li"]
         marker = block["marker"]
         marker_lines = self.shaper.lines(marker["text"], self._style(marker["style"]), None)
+        ul, li, last = self._breaks("ul"), self._breaks("li"), self._breaks("li_last")
         leaves = []
-        for text in texts:
+        for index, text in enumerate(texts):
             lines = self._lines(text, block)
             node = Node("LI", children=[Node("Lbl"), Node("LBody")])
 
-            def draw(top: float, lines: list[Line] = lines, node: Node = node) -> tuple[
-                    bytes, list[tuple[str, float, float]]]:
+            def draw(top: float, lines: list[Line] = lines, node: Node = node
+                     ) -> list[tuple[str, float, float]]:
                 x = block["x"] + marker["dx"]
                 mark, _ = self.shaper.draw(marker_lines[0], x, top + marker["base"])
                 node.children[0].children = [Node("Span", _rgb(marker["colour"]) + mark)]
                 spans, seen = self._draw_lines(lines, block, block["x"], top + block["top"])
                 node.children[1].children = spans
-                return b"", [(marker_lines[0].text, x, top + marker["base"]), *seen]
+                return [(marker_lines[0].text, x, top + marker["base"]), *seen]
 
+            breaks = last if index == len(texts) - 1 else li
+            before = breaks["before"] if index else (
+                "avoid" if _avoid(ul["before"], breaks["before"]) else "auto")  # the list's edge
             leaves.append(_Leaf(block["margins"], block["top"] + len(lines) * block["pitch"],
-                                node, draw))
+                                node, draw, kind="li", before=before, after=breaks["after"]))
         return leaves
 
-    def table(self, head: Sequence[str], rows: Sequence[Sequence[str]]) -> _Leaf:
+    def table(self, head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[_Leaf]:
+        """The table's head (what is above the header row, and the header row)
+        and one leaf per row; its node is the first leaf's ``table_node``."""
         t = self.g["table"]
-        shaped = []
-        heights = []
+        shaped, heights = [], []
         for r, row in enumerate([head, *rows]):
             cells = t["kinds"]["head" if r == 0 else "body"]
             if len(row) != len(cells):
@@ -345,159 +550,204 @@ class PlanLayout:
             shaped.append(lines)
             heights.append(t["frames"]["head" if r == 0 else "body"] + max(
                 len(ls) * cell["pitch"] for ls, cell in zip(lines, cells, strict=True)))
-        groups = [Node("THead"), Node("TBody")]
-        node = Node("Table", children=groups)
-        height = t["first_row"] + sum(heights) + t["tail"]
+        table = _Table(self, shaped[0], heights[0])
+        thead, tbody = Node("THead"), Node("TBody")
+        breaks, row_breaks = self._breaks("table"), self._breaks("tr")
+        leaves = []
+        for r, lines in enumerate(shaped):
+            kind = "head" if r == 0 else "body"
+            tr = Node("TR")
+            (thead if r == 0 else tbody).children.append(tr)
+            offset = t["first_row"] if r == 0 else 0.0
 
-        def draw(top: float) -> tuple[bytes, list[tuple[str, float, float]]]:
-            y = top + t["first_row"]
-            seen = []
-            groups[0].children.clear()
-            groups[1].children.clear()
-            for r, lines in enumerate(shaped):
-                cells = t["kinds"]["head" if r == 0 else "body"]
-                tr = Node("TR")
-                for ls, cell in zip(lines, cells, strict=True):
-                    spans, drawn = self._draw_lines(ls, cell, cell["x"], y + cell["offset"])
+            def draw(top: float, lines: list[list[Line]] = lines, tr: Node = tr, kind: str = kind,
+                     offset: float = offset) -> list[tuple[str, float, float]]:
+                seen = []
+                tr.children = []
+                for ls, cell in zip(lines, t["kinds"][kind], strict=True):
+                    spans, drawn = self._draw_lines(ls, cell, cell["x"], top + offset
+                                                    + cell["offset"])
                     seen += drawn
-                    tr.children.append(Node("TH" if r == 0 else "TD", children=spans, attributes=(
-                        "/A << /O /Table /Scope /Column >>" if r == 0 else "")))
-                groups[min(r, 1)].children.append(tr)
-                y += heights[r]
-            return b"", seen
+                    tr.children.append(Node("TH" if kind == "head" else "TD", children=spans,
+                                            attributes=("/A << /O /Table /Scope /Column >>"
+                                                        if kind == "head" else "")))
+                return seen
 
-        def art(top: float) -> bytes:
-            ops = []
-            y = top + t["first_row"]
-            for r, h in enumerate(heights):
-                cells = t["kinds"]["head" if r == 0 else "body"]
-                for cell in cells:
-                    if cell["fill"]:
-                        ops.append(_rgb(cell["fill"]) + b"%.3f %.3f %.3f %.3f re f\n"
-                                   % (cell["left"], y, cell["width_box"], h))
-                for cell in cells:
-                    ops.append(_rgb(cell["rule_colour"], b"RG") + b"%.3f w\n" % cell["rule"])
-                    ops.append(b"%.3f %.3f m %.3f %.3f l S\n"
-                               % (cell["left"], y, cell["left"], y + h))
-                    ops.append(b"%.3f %.3f m %.3f %.3f l S\n"
-                               % (cell["left"], y, cell["left"] + cell["width_box"], y))
-                last = cells[-1]
-                right = last["left"] + last["width_box"]
-                ops.append(b"%.3f %.3f m %.3f %.3f l S\n" % (right, y, right, y + h))
-                y += h
-            first = t["kinds"]["body"][0]
-            ops.append(b"%.3f %.3f m %.3f %.3f l S\n"
-                       % (first["left"], y, t["kinds"]["body"][-1]["left"]
-                          + t["kinds"]["body"][-1]["width_box"], y))
-            return b"q\n" + b"".join(ops) + b"Q\n"
-
-        return _Leaf(t["margins"], height, node, draw, art)
+            last = r == len(shaped) - 1
+            leaves.append(_Leaf(
+                (t["margins"][0] if r == 0 else 0.0, t["margins"][1] if last else 0.0),
+                offset + heights[r] + (t["tail"] if last else 0.0), tr, draw,
+                kind="head" if r == 0 else "row", core=offset + heights[r],
+                before=breaks["before"] if r == 0 else row_breaks["before"],
+                after=row_breaks["after"], table=table))
+        leaves[0].table_node = Node("Table", children=[thead, tbody])  # type: ignore[attr-defined]
+        return leaves
 
     # ---- sections and pages -------------------------------------------------------------
 
-    def section(self, name: str,
-                parts: Sequence[_Leaf | tuple[Sequence[float], list[_Leaf], str]]
-                ) -> tuple[list[Any], Node, str]:
-        """A section's items as a flat list of margins and leaves, and its node."""
-        flat: list[Any] = [self.g["section"]["margins"][0]]
+    def section(self, name: str, parts: Sequence[Any]) -> Section:
+        """A section of leaves, lists (margins, leaves, role) and tables (a list
+        of leaves from table()), with the margins between its leaves."""
+        leaves: list[_Leaf] = []
+        gaps: list[list[float]] = []
+        pending: list[float] = [self.g["section"]["margins"][0]]
         node = Node("Sect")
+
+        def add(leaf: _Leaf) -> None:
+            nonlocal pending
+            gaps.append([*pending, leaf.margins[0]])
+            leaves.append(leaf)
+            pending = [leaf.margins[1]]
+
         for part in parts:
             if isinstance(part, _Leaf):
-                flat += [part.margins[0], part, part.margins[1]]
+                add(part)
                 node.children.append(part.node)
+            elif isinstance(part, list):  # a table
+                for leaf in part:
+                    add(leaf)
+                node.children.append(part[0].table_node)
             else:  # a list: its margins collapse with its first and last item's
-                margins, leaves, role = part
-                flat.append(margins[0])
-                child = Node(role)
-                for leaf in leaves:
-                    flat += [leaf.margins[0], leaf, leaf.margins[1]]
-                    child.children.append(leaf.node)
-                flat.append(margins[1])
-                node.children.append(child)
-        flat.append(self.g["section"]["margins"][1])
-        return flat, node, name
+                margins, items, role = part
+                pending.append(margins[0])
+                for leaf in items:
+                    add(leaf)
+                pending.append(margins[1])
+                node.children.append(Node(role, children=[leaf.node for leaf in items]))
+        pending.append(self.g["section"]["margins"][1])
+        if not leaves:
+            raise Unsure("an empty section")
+        return Section(name, node, leaves, gaps, pending)
 
-    def paginate(self, sections: Sequence[tuple[list[Any], Node, str]],
-                 start: tuple[int, float], max_pages: int,
-                 placed: list[int] | None = None) -> list[list[Placed]]:
-        """Sections placed from start (page offset 0, border top of the first
-        section), moving on to later pages' content tops as needed."""
-        pages: list[list[Placed]] = [[]]
+    def _allowed(self, section: Section, a: _Leaf, b: _Leaf) -> bool:
+        """May the page break between these two leaves of a section?"""
+        if self.g["whole"].get(section.name, False):
+            return False
+        if a.kind == "head":  # WeasyPrint never breaks right after a table's header
+            return False
+        return not _avoid(a.after, b.before)
+
+    def paginate(self, sections: Sequence[Section], start: tuple[int, float],
+                 max_pages: int) -> list[PlanPage]:
+        """Sections placed from start (page index, border top of the first
+        section), a section that does not fit broken between leaves where the
+        stylesheet allows (on the next page a table's header row comes again)
+        or moved whole to the next page."""
         bottom = self.g["pages"]["bottom"]
         tops = self.g["pages"]["tops"]
-        page_index = start[0]
+        continued = self.g.get("continued", {})
+        pages = [PlanPage()]
+        page = start[0]
         cursor, pending = start[1], None  # pending: margins waiting above the next leaf
-        for flat, node, name in sections:
-            leading, body = _leading(flat)
-            top = cursor + (max([pending, *leading]) if pending is not None else 0.0)
-            height, trailing = _height(body)
-            room = bottom - (top + height)
-            if abs(room) < PAGE_SLACK:
-                raise Unsure("a page break is too close to call")
-            if room < 0:
-                if not self.g["whole"].get(name, False):
-                    raise Unsure(f"a plan section ({name}) that would break across pages")
-                if len(pages) == max_pages:
-                    raise Unsure("the plan needs more pages than its template has")
-                kept = self.g["pages"].get("margins_kept")
-                if kept is None:
-                    raise Unsure("a plan over two pages, and the calibration's was not")
-                pages.append([])
-                page_index += 1
-                top = tops[page_index] + (max(leading) if kept and leading else 0.0)
-                if bottom - (top + height) < PAGE_SLACK:
+        empty = abs(start[1] - tops[page]) < measure.EPSILON  # nothing above on this page
+        carry: tuple[list[tuple[str, float, float]], bytes] = ([], b"")  # a table's head again
+        previous_after = "auto"  # what comes before the plan allows a break (the template's)
+
+        def new_page() -> None:
+            nonlocal page, empty
+            if len(pages) == max_pages:
+                raise Unsure("the plan needs more pages than its template has")
+            pages.append(PlanPage())
+            page += 1
+            empty = True
+
+        for section in sections:
+            leaves, gaps = section.leaves, section.gaps
+            first, fresh = 0, False  # fresh: the section moved whole to a page's top
+            while True:
+                if first == 0 and not fresh:
+                    top = cursor + (max([pending, *gaps[0]]) if pending is not None else 0.0)
+                elif first == 0:
+                    kept = self.g["pages"].get("margins_kept")
+                    if kept is None:
+                        raise Unsure("a plan over two pages, and the calibration's was not")
+                    top = tops[page] + (max(gaps[0]) if kept else 0.0)
+                else:
+                    kind = leaves[first].kind
+                    if kind not in continued:
+                        raise Unsure(f"a plan section ({section.name}) that would break "
+                                     "across pages")
+                    top = tops[page] + continued[kind]
+                    table = leaves[first].table
+                    if table is not None:  # its header row comes first
+                        ops, seen = table.repeated_head(top)
+                        pages[-1].lines += seen
+                        carry = ([("head", top, table.head_height)], ops)
+                        top += table.head_height
+                placed, overflow, y = [], None, top
+                for m in range(first, len(leaves)):
+                    if m > first:
+                        y += max(gaps[m])
+                    leaf = leaves[m]
+                    if y + leaf.core - PAGE_SLACK < bottom < y + leaf.height + PAGE_SLACK:
+                        raise Unsure("a page break is too close to call")
+                    if y + leaf.height > bottom:
+                        overflow = m
+                        break
+                    placed.append((leaf, y))
+                    y += leaf.height
+                if overflow is None:
+                    self._commit(pages, page - start[0], section, placed, first, carry)
+                    cursor, pending = y, max(section.trailing)
+                    empty, carry, previous_after = False, ([], b""), leaves[-1].after
+                    break
+                cut = next((m for m in range(overflow, first, -1)
+                            if self._allowed(section, leaves[m - 1], leaves[m])), None)
+                if cut is None:
+                    if first == 0 and not fresh and not empty:
+                        if _avoid(previous_after, leaves[0].before):
+                            raise Unsure("a plan section kept with the one before it")
+                        new_page()
+                        fresh = True
+                        continue
                     raise Unsure("a section longer than a page")
-            pages[-1].append(self._draw(body, node, top))
-            if placed is not None:
-                placed.append(len(placed))
-            cursor, pending = top + height, max(trailing) if trailing else 0.0
+                self._commit(pages, page - start[0], section, placed[:cut - first], first, carry)
+                carry = ([], b"")
+                new_page()
+                first, fresh = cut, False
         return pages
 
-    def _draw(self, body: list[Any], node: Node, top: float) -> Placed:
-        y, pending = top, None
-        art, lines = [], []
-        for item in body:
-            if isinstance(item, _Leaf):
-                y += pending or 0.0
-                ops, seen = item.draw(y)
-                if ops:
-                    item.node.ops = ops
-                lines += seen
-                if item.art:
-                    art.append(item.art(y))
-                y += item.height
-                pending = None
-            else:
-                pending = item if pending is None else max(pending, item)
-        return Placed(node, art, lines)
+    def _commit(self, pages: list[PlanPage], index: int, section: Section,
+                placed: list[tuple[_Leaf, float]], first: int,
+                carry: tuple[list[tuple[str, float, float]], bytes]) -> None:
+        """Draw leaves placed on one page; a table's fills and rules once its
+        rows on this page are known (after a repeated header row: ``carry``,
+        that row and its text, drawn over its fill)."""
+        page = pages[index]
+        if first == 0:
+            page.starts.append(section.node)
+        rows, head_text = carry
+        table = placed[0][0].table if rows else None
+
+        def close() -> None:
+            assert table is not None
+            page.art.append(table.art(rows) + head_text)
+
+        for leaf, top in placed:
+            page.lines += leaf.draw(top)
+            _on_page(leaf.node, index)
+            if leaf.table is not None:
+                table = leaf.table
+                if leaf.kind == "head":
+                    rows = [("head", top + self.g["table"]["first_row"], table.head_height)]
+                else:
+                    rows.append(("body", top, leaf.core))
+            elif table is not None:
+                close()
+                table, rows, head_text = None, [], b""
+        if table is not None:
+            close()
 
 
-def _leading(flat: list[Any]) -> tuple[list[float], list[Any]]:
-    """The margins before the first leaf, and the rest."""
-    for i, item in enumerate(flat):
-        if isinstance(item, _Leaf):
-            return list(flat[:i]), flat[i:]
-    raise Unsure("an empty section")
-
-
-def _height(body: list[Any]) -> tuple[float, list[float]]:
-    """From the first leaf's border top to the last leaf's border bottom, and the
-    margins after it."""
-    y, pending, last_end, trailing = 0.0, 0.0, 0.0, []
-    for item in body:
-        if isinstance(item, _Leaf):
-            y += pending
-            y += item.height
-            last_end, pending, trailing = y, 0.0, []
-        else:
-            pending = max(pending, item)
-            trailing.append(item)
-    return last_end, trailing
+def _on_page(node: Node, index: int) -> None:
+    node.page = index
+    for child in node.children:
+        _on_page(child, index)
 
 
 def plan_sections(layout: PlanLayout, labels: dict[str, str], follow_up: str,
                   instructions: Sequence[str], medications: Sequence[tuple[str, str]]
-                  ) -> list[tuple[list[Any], Node]]:
+                  ) -> list[Section]:
     """The plan's sections as packet.html.j2 lays them out (medicines, the
     nurse's instructions, follow-up), each only when it has something to say."""
     sections = []
@@ -523,25 +773,17 @@ def plan_sections(layout: PlanLayout, labels: dict[str, str], follow_up: str,
 def verify(geometry: dict[str, Any], shaper: Shaper, labels: dict[str, str],
            plan: dict[str, Any]) -> None:
     """The model must lay out the calibration plan exactly as WeasyPrint did
-    (every line's text, x and baseline within measure.EPSILON); else Unsure."""
+    (every line's text, page, x and baseline within measure.EPSILON, the
+    repeated header rows too); else Unsure."""
     layout = PlanLayout(geometry, shaper)
     sections = plan_sections(layout, labels, plan["follow_up"], plan["instructions"],
                              [(m["name"], m["instruction"]) for m in plan["medications"]])
     first_page, start = geometry["pages"]["calibration_start"]
-    pages_known = len(geometry["pages"]["tops"])
-    # Sections the model cannot place (one WeasyPrint broke across pages) end
-    # the comparison; at least the first must be placed.
-    placed: list[int] = []
-    try:
-        pages = layout.paginate(sections, (first_page, start), pages_known, placed)
-    except Unsure:
-        if not placed:
-            raise
-        pages = layout.paginate(sections[:len(placed)], (first_page, start), pages_known)
-    ours = sorted((first_page + n, text.strip(), x, y) for n, on_page in enumerate(pages)
-                  for section in on_page for text, x, y in section.lines if text.strip())
-    theirs = sorted(tuple(line[1:]) for line in geometry["calibration_lines"]
-                    if line[0] < len(placed))
+    pages = layout.paginate(sections, (first_page, start),
+                            len(geometry["pages"]["tops"]) - first_page)
+    ours = sorted((first_page + n, text.strip(), x, y) for n, page in enumerate(pages)
+                  for text, x, y in page.lines if text.strip())
+    theirs = sorted(tuple(line[1:]) for line in geometry["calibration_lines"])
     if len(ours) != len(theirs):
         raise Unsure("the plan model does not match the stylesheet (lines)")
     for a, b in zip(ours, theirs, strict=True):

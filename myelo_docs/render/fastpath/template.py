@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+import logging
 import zlib
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -49,6 +50,7 @@ LABEL_SLOTS = SLOTS[12:]  # the header identifiers' labels, drawn where their va
 # heights; its template's marker line is drawn in the same families.
 Shape = tuple[tuple[tuple[int, ...], ...], ...]
 ONE_LINE: Shape = (((),),) * len(TEXT_SLOTS)
+_LOG = logging.getLogger("myelo_docs.render.fastpath")
 
 # The calibration packet's identifiers and details: made up, one line each, main face.
 CALIBRATION_PATIENT = {"name": "Calibration Example", "mrn": "CAL-0000000",
@@ -87,6 +89,11 @@ class PlanTags:
     parent: int  # the container's parent element, rewritten per patient
     parent_body: str  # its dictionary without /K
     parent_kids: list[str]  # its /K entries; "P:<n>" for the paragraph of object n
+    # The parent's parent, rewritten per patient: the parent leaves the tree
+    # when no section begins on its page (WeasyPrint tags no empty part).
+    grand: int = 0
+    grand_body: str = ""
+    grand_kids: list[str] = field(default_factory=list)  # "D:<n>" for the parent n
 
 
 @dataclass
@@ -196,11 +203,16 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
     labels = {k: context["L"][k] for k in (
         "medicines_title", "medicines_intro", "medicine_name", "medicine_instruction",
         "nurse_instructions_title", "follow_up_title", "results_note")}
+    patient = {**p, "dob": dob, "procedure_date": day}
+    split = _split_calibration(renderer, shaper, context, patient, labels, language)
     for calibration_plan in (plan.CALIBRATION_PLAN, plan.SMALL_CALIBRATION_PLAN):
-        context.update(patient={**p, "dob": dob, "procedure_date": day, **calibration_plan})
+        context.update(patient={**patient, **calibration_plan})
         document = renderer.layout("packet.html.j2", context, language)
         try:
             geometry = plan.measure_plan(document)
+            # Where broken sections go on, if the long plan's blocks measured the same.
+            if split and all(_same(split[k], geometry[k]) for k in plan.BLOCKS):
+                geometry["continued"] = {**split["continued"], **geometry["continued"]}
             plan.verify(geometry, shaper, labels, calibration_plan)
             break
         except Unsure:
@@ -239,6 +251,35 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
         raise Unsure("the calibration packet lacks " + ", ".join(sorted(missing)))
     return {"plan": geometry, "styles": styles, "colours": colours, "seen": seen,
             "values": values, "pages": len(document.pages)}
+
+
+def _split_calibration(renderer: Any, shaper: Shaper, context: dict[str, Any],
+                       patient: dict[str, Any], labels: dict[str, str],
+                       language: str) -> dict[str, Any] | None:
+    """The plan geometry of a plan long enough to be broken between table rows
+    and list items (with ``continued``: where a broken section goes on), once
+    the model has laid that plan out as WeasyPrint did. None when it cannot:
+    then packets whose sections would break are rendered in full."""
+    context = {**context, "patient": {**patient, **plan.SPLIT_CALIBRATION_PLAN}}
+    document = renderer.layout("packet.html.j2", context, language)
+    try:
+        geometry = plan.measure_plan(document)
+        plan.verify(geometry, shaper, labels, plan.SPLIT_CALIBRATION_PLAN)
+    except Unsure as reason:
+        _LOG.info("fast path: plan sections are not broken over pages (%s)", reason)
+        return None
+    return geometry
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two measurements (JSON-like) equal, numbers within measure.EPSILON."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return abs(a - b) <= measure.EPSILON
+    return bool(a == b)
 
 
 def _prove_sites(sites: list[Site], calibration: dict[str, Any], shaper: Shaper,
@@ -437,7 +478,7 @@ def _cut(pdf: bytes, key: tuple[Any, ...], sites: list[Site], faces: set[Any]) -
         plan_tags = {site.slot: _plan_tags(doc, site, containers) for site in plan_sites} \
             if tagged else {}
         chunks = _objects(doc)
-    rewritten = {n for tags in plan_tags.values() for n in (tags.array, tags.parent)}
+    rewritten = {n for tags in plan_tags.values() for n in (tags.array, tags.parent, tags.grand)}
     objects = [(num, None if num in numbers or num in rewritten else chunk)
                for num, chunk in chunks]
     dynamic = {num: placed[serial] for num, serial in numbers.items()}
@@ -574,15 +615,27 @@ def _plan_tags(doc: pikepdf.Pdf, site: Site, containers: set[int]) -> PlanTags:
     entries = ["null" if i == site.mcid or item is None or not item.is_indirect
                else f"{item.objgen[0]} 0 R" for i, item in enumerate(array)]
     parent = element.P
-    body = pikepdf.Dictionary({k: v for k, v in parent.items() if k != "/K"}).unparse()
+    grand = parent.P
+    if "/S" not in grand or str(grand.S) == "/Document":
+        raise Unsure("the plan is not inside a part of the document")
+    body, kids = _element_parts(parent, "P", containers)
+    grand_body, grand_kids = _element_parts(grand, "D", {parent.objgen[0]})
+    return PlanTags(page=page.obj.objgen[0], array=array.objgen[0], entries=entries,
+                    container=element.objgen[0], parent=parent.objgen[0],
+                    parent_body=body, parent_kids=kids, grand=grand.objgen[0],
+                    grand_body=grand_body, grand_kids=grand_kids)
+
+
+def _element_parts(element: Any, mark: str, marked: set[int]) -> tuple[str, list[str]]:
+    """A structure element's dictionary without /K, and its /K entries
+    ("<mark>:<n>" for the elements of object n in marked)."""
+    body = pikepdf.Dictionary({k: v for k, v in element.items() if k != "/K"}).unparse()
     kids = []
-    for kid in _as_list(parent.K):
-        if isinstance(kid, pikepdf.Object) and kid.is_indirect and kid.objgen[0] in containers:
-            kids.append(f"P:{kid.objgen[0]}")
+    for kid in _as_list(element.K):
+        if isinstance(kid, pikepdf.Object) and kid.is_indirect and kid.objgen[0] in marked:
+            kids.append(f"{mark}:{kid.objgen[0]}")
         elif isinstance(kid, int):
             kids.append(str(kid))
         else:
             kids.append(kid.unparse().decode("latin-1"))
-    return PlanTags(page=page.obj.objgen[0], array=array.objgen[0], entries=entries,
-                    container=element.objgen[0], parent=parent.objgen[0],
-                    parent_body=body.decode("latin-1"), parent_kids=kids)
+    return body.decode("latin-1"), kids
