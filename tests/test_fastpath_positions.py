@@ -261,8 +261,8 @@ def test_a_restyled_stylesheet_is_followed_or_left_to_the_full_render(restyled):
     """Each packet either comes out the same both ways or is rendered in full:
     never a fast packet that differs. The new margins are followed, not ignored."""
     drawn_fast = 0
-    # Bigger text and margins leave less room: small plans are drawn fast, a
-    # medicines section that would now break across pages goes to the full render.
+    # Bigger text and margins leave less room: the plans move to the next page
+    # or break there at other rows, as WeasyPrint does with this stylesheet.
     for data in (record(medications=[], instructions=["Rest today.", "Drink water."]),
                  record(type="cervical", medications=MEDS[:1], instructions=["Rest today."]),
                  record(type="thoracic", language="es", medications=MEDS,
