@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import io
 import os
 import shutil
@@ -38,6 +39,31 @@ BASE_RECORD = {
 
 
 TODAY = date(2026, 11, 30)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: runs alone, the other pytest-xdist workers waiting meanwhile (a test "
+        "that measures time against a render it timed first, so another test's load skews it)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist (scripts/test.sh), a test marked serial runs alone: it takes
+    the run's lock for itself while every other test, in any worker, holds it shared
+    for its setup, call and teardown. The serial test first closes a gate that the
+    others pass on their way in, so a busy worker cannot keep it waiting forever."""
+    if not hasattr(item.config, "workerinput"):  # one process: nothing runs beside it
+        return (yield)
+    serial = item.get_closest_marker("serial") is not None
+    folder = Path(item.config.option.basetemp).parent  # the run's, shared by its workers
+    with open(folder / "serial-gate.lock", "a") as gate, \
+            open(folder / "serial-run.lock", "a") as run:
+        fcntl.flock(gate, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        if not serial:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        fcntl.flock(run, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        return (yield)  # closing the files lets both locks go
 
 
 @pytest.fixture(autouse=True)

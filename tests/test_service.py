@@ -537,9 +537,9 @@ def serve_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "myelo_docs"]
 
 
-@contextmanager
-def running_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-                   **popen: Any) -> Iterator[Server]:
+def _start_server(tmp_path: Path, args: tuple[str, ...], env: dict[str, str] | None,
+                  popen: dict[str, Any]) -> Server | None:
+    """A server that answers /healthz, or None if its port was taken before it bound it."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -551,20 +551,43 @@ def running_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert process.poll() is None, server.log_text()
+            if process.poll() is not None:
+                text = server.log_text()
+                if f"{port} is in use" in text or "address already in use" in text.lower():
+                    return None
+                raise AssertionError(text)
             try:
                 if httpx.get(server.url + "/healthz", timeout=2, verify=False
                              ).status_code == 200:
-                    break
+                    return server
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        yield server
-    finally:
+    except BaseException:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+        raise
+
+
+@contextmanager
+def running_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                   **popen: Any) -> Iterator[Server]:
+    # free_port() lets its port go before the server binds it: a server or a client of
+    # another test (in another pytest-xdist worker) may take it meanwhile. Then another.
+    server = None
+    for _ in range(3):
+        server = _start_server(tmp_path, args, env, popen)
+        if server:
+            break
+    assert server, "three free ports in a row were taken before the server bound them"
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=60)
 
 
 def readme_section(title: str) -> str:

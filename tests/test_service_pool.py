@@ -252,6 +252,9 @@ def test_busy_beyond_workers_and_queue(steady):
     assert steady.in_flight == 0
 
 
+# It times one render, then gives five a deadline of 2.5 of them: another worker's
+# test starting meanwhile would slow the five and not the one (tests/conftest.py).
+@pytest.mark.serial
 def test_a_burst_past_the_time_limit_is_answered_without_killing_a_worker(solo, caplog):
     """Queue time is not charged to the render: five renders at once on one worker,
     with time for two or three, get answers or RenderTimeout by their deadline, and
