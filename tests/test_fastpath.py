@@ -71,6 +71,10 @@ CASES = {
     "a name in the fallback face, large print": record(patient_name="Дмитрий Иванов",
                                                        large_print=True),
     "a plan broken over pages, large print": record(**LONG_PLAN, large_print=True),
+    "a name on two header lines": record(
+        patient_name="Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe"),
+    "es large print: the date of birth on two header lines": record(language="es",
+                                                                   large_print=True),
 }
 
 
@@ -90,10 +94,12 @@ def test_fast_packet_reads_like_the_full_render(renderer, case):
     {"instructions": ["Спросите врача."]},  # the plan is drawn in the main face only
     {"mrn": "MRN" + "7" * 35, "large_print": True},  # broken inside a word in the header
     {"instructions": ["x" * 300]},  # a word wider than the page
-    {"patient_name": "Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe"},  # two lines
-    {"language": "es", "large_print": True},  # the date of birth takes two header lines
-], ids=["arabic", "cyrillic plan", "long mrn", "long word", "name on two header lines",
-        "es large print"])
+    # three header lines; a name the two tables break at other places
+    {"patient_name": "Ελένη Παππά Καραγιαννοπούλου Αλεξανδροπούλου", "large_print": True},
+    {"patient_name": "Maximiliana Bartholomew-Fitzwilliam Abernathy-Whitcombe",
+     "large_print": True},
+], ids=["arabic", "cyrillic plan", "long mrn", "long word", "name over three header lines",
+        "name broken otherwise in the two tables"])
 def test_records_the_fast_path_cannot_draw_exactly_get_the_full_render(renderer, changes):
     document = renderer.packet(record(**changes))
     assert document.path == "full"

@@ -19,7 +19,7 @@ from myelo_docs.cli.main import main
 from myelo_docs.render import engine as render
 from myelo_docs.render.document import display_identifiers
 from myelo_docs.render.fastpath import packet as fast_packet
-from myelo_docs.render.stamp import code_matrix, payloads_for, stamp_pages
+from myelo_docs.render.stamp import code_matrix, code_payload, payloads_for, stamp_pages
 from myelo_docs.verify.selfcheck import shows, squash, verify_pdf
 
 OTHER = record(patient_name="Bartholomew Otherperson", date_of_birth="1970-01-02",
@@ -195,3 +195,24 @@ def test_cli_writes_nothing_when_a_page_is_corrupted(tmp_path, monkeypatch, path
 ])
 def test_self_check_text_comparison(value, page, shown):
     assert shows(value, squash(page)) is shown
+
+
+def test_code_matrix_reads_back_as_its_payload():
+    """Every code a payload can make (short and long MRNs, UTF-8 ones behind an
+    ECI marker) decodes to exactly that payload, with its quiet zone added."""
+    payloads = [code_payload("packet", mrn, page, total)
+                for mrn in ("7", "TST-4471902", "A" * 40, "Ñ-ÄÖ|42/ß Ж", "7" * 300)
+                for page, total in ((1, 1), (7, 12))]
+    for payload in payloads:
+        matrix = code_matrix(payload)
+        side = len(matrix)
+        assert all(len(row) == side for row in matrix)
+        quiet, scale = 4, 4
+        image = Image.new("L", (side + 2 * quiet, side + 2 * quiet), 255)
+        for y, row in enumerate(matrix):
+            for x, dark in enumerate(row):
+                if dark:
+                    image.putpixel((x + quiet, y + quiet), 0)
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        found = zxingcpp.read_barcode(image)
+        assert found is not None and found.text == payload

@@ -19,7 +19,13 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,12 +51,14 @@ from myelo_docs.schema.messages import error, phrase, problem, title
 from myelo_docs.schema.record import PacketRecord, text_fields, validate_record
 
 if TYPE_CHECKING:
+    from myelo_docs.render.document import Document
     from myelo_docs.render.engine import Renderer
 
 MANIFEST = "manifest.csv"
 INCOMPLETE = ".incomplete"  # temporary files of a run; a killed run may leave some here
 NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # reading what we took for a file never hangs (a FIFO)
 MANIFEST_COLUMNS = ("row", "status", "file", "pages", "sha256", "tagged", "render", "error")
+ROWS_PER_TASK = 8  # rows a worker is sent at once in a long batch (see render_rows)
 
 
 @dataclass
@@ -110,29 +118,52 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(settings: RenderSettings) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the batch, and each
-    # worker finishes the packet it is on, so every PDF written gets its line.
+    # worker finishes the rows it is on, so every PDF written gets its line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from myelo_docs.render.engine import renderer_for
 
     _WORKER["renderer"] = renderer_for(settings)
 
 
-def render_row(row: int, record: PacketRecord, out_dir: str, name: str,
-               full_render: bool = False) -> RowResult:
-    """Render one validated record and write it atomically (runs in a worker)."""
+Row = tuple[int, PacketRecord, str]  # (row, record, file name)
+
+
+def render_rows(rows: list[Row], out_dir: str, full_render: bool = False) -> list[RowResult]:
+    """Render validated records and write each atomically (runs in a worker).
+
+    Each file is written by a second thread while the next packet renders (a
+    write is mostly waiting for the disk's fsync); returns once every file
+    is in place, so no manifest line comes before its file.
+    """
     renderer = _WORKER["renderer"]
+    results: list[RowResult | Future[RowResult]] = []
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for row, record, name in rows:
+            try:
+                document = renderer.packet(record, full_render=full_render)
+            except Exception as exc:  # reported on its row, as a failed write is
+                results.append(_row_error(row, exc))
+                continue
+            results.append(writer.submit(_write_row, row, document, out_dir, name))
+    return [r if isinstance(r, RowResult) else r.result() for r in results]
+
+
+def _write_row(row: int, document: Document, out_dir: str, name: str) -> RowResult:
     try:
-        document = renderer.packet(record, full_render=full_render)
         write_atomic(Path(out_dir) / name, document.pdf, overwrite=True,
                      tmp_dir=Path(out_dir) / INCOMPLETE)
-    except MyeloDocsError as exc:
-        return RowResult(row, "error", error=describe(exc))
-    except Exception as exc:  # a bug must not stop the other rows
-        return RowResult(row, "error",
-                         error=phrase("batch_row_internal", kind=type(exc).__name__))
+    except Exception as exc:  # reported on its row (_row_error)
+        return _row_error(row, exc)
     return RowResult(row, "ok", file=name, pages=document.pages,
                      sha256=hashlib.sha256(document.pdf).hexdigest(), tagged=document.tagged,
                      render=document.path)
+
+
+def _row_error(row: int, exc: Exception) -> RowResult:
+    if isinstance(exc, MyeloDocsError):
+        return RowResult(row, "error", error=describe(exc))
+    # a bug must not stop the other rows
+    return RowResult(row, "error", error=phrase("batch_row_internal", kind=type(exc).__name__))
 
 
 # ---- parent side -----------------------------------------------------------
@@ -253,8 +284,10 @@ class Manifest:
             return old
         return None
 
-    def append(self, result: RowResult) -> None:
-        self._writer.writerow(result.as_manifest())
+    def append(self, *results: RowResult) -> None:
+        """Add these rows' lines (a worker's rows come together), flushed once."""
+        for result in results:
+            self._writer.writerow(result.as_manifest())
         self._flush()
 
     def _flush(self) -> None:
@@ -416,26 +449,41 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     summary = Summary(total=source.rows)
     started = time.perf_counter()
 
-    def record(result: RowResult, already: bool = False) -> None:
-        summary.results.append(result)
-        if already:
-            summary.already_done += 1
-        elif result.status == "ok":
-            summary.ok += 1
-        elif result.status == "error":
-            summary.failed += 1
-        else:
-            summary.skipped += 1
+    def record(*results: RowResult, already: bool = False) -> None:
         if not already:
-            manifest.append(result)
-        summary.seconds = time.perf_counter() - started
-        if progress:
-            progress(len(summary.results), summary.total, summary)
+            manifest.append(*results)
+        for result in results:
+            summary.results.append(result)
+            if already:
+                summary.already_done += 1
+            elif result.status == "ok":
+                summary.ok += 1
+            elif result.status == "error":
+                summary.failed += 1
+            else:
+                summary.skipped += 1
+            summary.seconds = time.perf_counter() - started
+            if progress:
+                progress(len(summary.results), summary.total, summary)
 
-    pending: set[Future[RowResult]] = set()
+    pending: set[Future[list[RowResult]]] = set()
+    # Rows go to the workers a few at a time (see render_rows), but one at a time
+    # in a short batch, so each worker still gets many tasks.
+    per_task = max(1, min(ROWS_PER_TASK, source.rows // (jobs * 16)))
+    rows: list[Row] = []
     try:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                  initargs=(settings,)) as pool:
+
+            def submit() -> None:
+                nonlocal pending
+                pending.add(pool.submit(render_rows, rows.copy(), str(out), full_render))
+                rows.clear()
+                if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(*future.result())
+
             try:
                 for plan in _plan_rows(source, pattern, renderer.fonts, intake):
                     if plan.result is not None:
@@ -450,14 +498,13 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                         record(done, already=True)
                         continue
                     assert plan.record is not None
-                    pending.add(pool.submit(render_row, plan.row, plan.record, str(out),
-                                            plan.name, full_render))
-                    if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            record(future.result())
+                    rows.append((plan.row, plan.record, plan.name))
+                    if len(rows) == per_task:
+                        submit()
+                if rows:
+                    submit()
                 for future in pending:
-                    record(future.result())
+                    record(*future.result())
             except KeyboardInterrupt:
                 _stop(pending, record)
                 raise error(Interrupted, "batch_interrupted", "batch",
@@ -478,15 +525,15 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     return summary
 
 
-def _stop(pending: set[Future[RowResult]], record: Callable[[RowResult], None]) -> None:
-    """Ctrl-C: drop the rows not started, let the workers finish the packets they are
+def _stop(pending: set[Future[list[RowResult]]], record: Callable[..., None]) -> None:
+    """Ctrl-C: drop the rows not started, let the workers finish the rows they are
     on (they ignore the signal), and record those: every PDF written has its line."""
     for future in pending:
         future.cancel()
     finished, _ = wait(pending)
     for future in finished:
         if not future.cancelled() and future.exception() is None:
-            record(future.result())
+            record(*future.result())
 
 
 def _write_print_file(packets: list[tuple[Path, str, PacketRecord]], target: Path, out: Path,

@@ -10,11 +10,15 @@ for its own page. Any mismatch raises and the caller writes nothing.
 
 from __future__ import annotations
 
+import codecs
+import ctypes
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from myelo_docs.render.stamp import PayloadFor, code_problem
 from myelo_docs.schema.errors import Problem, SelfCheckError
@@ -38,9 +42,23 @@ def squash(text: str) -> str:
     """
     text = text.replace("\x02", "-").replace("\u00ad", "")
     text = _SPACE.sub("", unicodedata.normalize("NFKC", text))
+    if text.isascii():  # no format characters there
+        return text
     # Invisible format characters (zero-width space, joiners, direction marks)
     # are not drawn, so they are not in the text layer either.
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text.translate(_VISIBLE)
+
+
+class _Visible(dict[int, int | None]):
+    """A str.translate table dropping format characters (Cf), filled as characters are met."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.category(chr(code)) == "Cf" else code
+        self[code] = kept
+        return kept
+
+
+_VISIBLE = _Visible()
 
 
 def _right_to_left(ch: str) -> bool:
@@ -108,14 +126,37 @@ def page_texts(pdf: bytes, password: str | None = None) -> list[str]:
     document = pdfium.PdfDocument(pdf, password=password)
     try:
         texts = []
-        for page in document:
-            textpage = page.get_textpage()
-            texts.append(textpage.get_text_bounded())
-            textpage.close()
-            page.close()
+        for index in range(len(document)):
+            page = pdfium_c.FPDF_LoadPage(document, index)
+            if not page:
+                raise pdfium.PdfiumError("Failed to load page.")
+            try:
+                texts.append(_text_of(page))
+            finally:
+                pdfium_c.FPDF_ClosePage(page)
         return texts
     finally:
         document.close()
+
+
+def _text_of(page: Any) -> str:
+    """A raw page's text, as PdfTextPage.get_text_bounded() reads it (within its bounding box)."""
+    textpage = pdfium_c.FPDFText_LoadPage(page)
+    if not textpage:
+        raise pdfium.PdfiumError("Failed to load text page.")
+    try:
+        box = pdfium_c.FS_RECTF()
+        if not pdfium_c.FPDF_GetPageBoundingBox(page, box):
+            raise pdfium.PdfiumError("Failed to get page bounding box.")
+        area = (textpage, box.left, box.top, box.right, box.bottom)
+        count = pdfium_c.FPDFText_GetBoundedText(*area, None, 0)
+        if count <= 0:
+            return ""
+        buffer = (ctypes.c_ushort * count)()
+        pdfium_c.FPDFText_GetBoundedText(*area, buffer, count)
+        return codecs.decode(buffer, "utf-16-le", "ignore")
+    finally:
+        pdfium_c.FPDFText_ClosePage(textpage)
 
 
 def page_count(pdf: bytes) -> int:
@@ -137,15 +178,20 @@ def verify_pdf(pdf: bytes, ids: Identifiers | None, numbered: bool = True,
     texts, problems = [], []
     try:
         total = len(document)
-        for index, page in enumerate(document):
-            textpage = page.get_textpage()
-            texts.append(textpage.get_text_bounded())
-            textpage.close()
-            if codes is not None:
-                found = code_problem(page, codes(index + 1, total), index + 1)
-                if found:
-                    problems.append(found)
-            page.close()
+        for index in range(total):
+            # PDFium's own calls, as PdfDocument.get_page and PdfTextPage make them,
+            # without their helper objects (a finalizer each): ten pages a packet.
+            page = pdfium_c.FPDF_LoadPage(document, index)
+            if not page:
+                raise pdfium.PdfiumError("Failed to load page.")
+            try:
+                texts.append(_text_of(page))
+                if codes is not None:
+                    found = code_problem(page, codes(index + 1, total), index + 1)
+                    if found:
+                        problems.append(found)
+            finally:
+                pdfium_c.FPDF_ClosePage(page)
     finally:
         document.close()
     problems = check_pages(texts, ids, numbered) + problems

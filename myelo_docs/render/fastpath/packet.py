@@ -28,6 +28,7 @@ from myelo_docs.render.fastpath.template import (
     LABEL_SLOTS,
     ONE_LINE,
     TEXT_SLOTS,
+    XREF_FREE,
     Template,
 )
 from myelo_docs.render.fastpath.unsure import Unsure
@@ -122,16 +123,30 @@ class FastPackets:
             if slot in HEADER_SLOTS:
                 label = self.shaper.lines(t.labels[f"{slot[3:]}_short"] + ":",
                                           styles["id_label"], None)[0]
-                value = self.shaper.lines(" " + values[slot[3:]], styles[slot],
-                                          width - label.width, is_line_start=False)
-                if len(value) != 1:
-                    raise Unsure("an identifier over two header lines")
-                out[slot] = [value[0]]
+                text = " " + values[slot[3:]]
+                value = self.shaper.lines(text, styles[slot], width - label.width,
+                                          is_line_start=False)
+                if len(value) > 1:  # the rest goes on under it, in the whole width
+                    if not value[0].text.strip():
+                        raise Unsure("an identifier that starts under its label")
+                    rest = self.shaper.lines(text[len(value[0].text):].lstrip(" "),
+                                             styles[slot], width)
+                    if len(rest) != 1:
+                        raise Unsure("an identifier over three header lines")
+                    value = [value[0], rest[0]]
+                out[slot] = list(value)
                 out[slot + "_label"] = [label]
                 continue
             text = (f"{t.labels['test_title']}, {values['procedure_date']}"
                     if slot == "test_and_date" else values[slot])
             out[slot] = list(self.shaper.lines(text, styles[slot], width)) if text else [None]
+            # The same value in a column of another width (the details table
+            # and the page to sign): drawn from the same lines only if it breaks
+            # the same there.
+            for other in {s.right - s.left for s in t.sites(slot) if s.line == 0} - {width}:
+                if text and [line.text for line in self.shaper.lines(text, styles[slot], other)] \
+                        != [line.text for line in out[slot] if line is not None]:
+                    raise Unsure("a value broken otherwise in another column")
         return out
 
     def _draw_slots(self, t: Template, styles: dict[str, Any],
@@ -271,43 +286,41 @@ def _emit(node: Node, tags_of: list[Any], parent: int, entries: list[list[str]],
 
 def _assemble(t: Template, pieces: dict[int, bytes], codes: Any, new: NewObjects,
               check: bool = False) -> bytes:
-    """The packet's file; with ``check``, the self-check's copy (see _self_check)."""
+    """The packet's file; with ``check``, the self-check's copy (see _self_check).
+
+    The template's unchanging objects come first, as one piece laid out once
+    per template (Template.fixed); the objects filled for this patient follow,
+    and only their cross-reference entries are written here."""
     width, height = t.page_size_pt
     for number, (page, site) in t.dynamic.items():
         if site is None and number not in pieces:
             matrix = code_matrix(codes(page + 1, t.pages))
             pieces[number] = drawing(matrix, code_box(width, 0.0, len(matrix)))
-    out = [t.head]
-    position = len(t.head)
-    offsets: dict[int, int] = {}
+    fixed = t.fixed_check if check else t.fixed
+    out = [fixed.blob]
+    position = len(fixed.blob)
+    xref = bytearray(fixed.xref)
     digest = hashlib.sha256(t.digest.encode())
-
-    def put(number: int, chunk: bytes) -> None:
-        nonlocal position
-        offsets[number] = position
+    for number in fixed.filled:
+        data = pieces.get(number, b"")
+        digest.update(data)
+        if isinstance(data, Raw):
+            chunk = b"%d 0 obj\n%s\nendobj\n" % (number, data)
+        else:
+            chunk = (b"%d 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n"
+                     % (number, len(data), data))
+        xref[20 * number:20 * number + 20] = b"%010d 00000 n \n" % position
         out.append(chunk)
         position += len(chunk)
-
-    for number, chunk in t.objects:
-        if check and number in t.check:
-            chunk = t.check[number]
-        elif chunk is None:
-            data = pieces.get(number, b"")
-            digest.update(data)
-            if isinstance(data, Raw):
-                chunk = b"%d 0 obj\n%s\nendobj\n" % (number, data)
-            else:
-                chunk = (b"%d 0 obj\n<< /Length %d >>\nstream\n" % (number, len(data))
-                         + data + b"\nendstream\nendobj\n")
-        put(number, chunk)
+    size = t.next_number
     for number, body in sorted(new.bodies.items()):
         digest.update(body)
-        put(number, b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    size = max(offsets) + 1
-    xref = [b"xref\n0 %d\n0000000000 65535 f \n" % size]
-    xref += [b"%010d 00000 n \n" % offsets[n] if n in offsets else b"0000000000 65535 f \n"
-             for n in range(1, size)]
+        xref += XREF_FREE * (number - size) + b"%010d 00000 n \n" % position
+        size = number + 1
+        chunk = b"%d 0 obj\n%s\nendobj\n" % (number, body)
+        out.append(chunk)
+        position += len(chunk)
     file_id = digest.hexdigest()[:32].encode()
     trailer = (b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\n"
                b"startxref\n%d\n%%%%EOF\n" % (size, t.root, t.info, file_id, file_id, position))
-    return b"".join([*out, *xref, trailer])
+    return b"".join([*out, b"xref\n0 %d\n" % size, xref, trailer])

@@ -14,7 +14,7 @@ stylesheet keeps whole (``break-inside: avoid``) only move.
 
 Where a broken section goes on, and every rule above, is measured and proved
 when a template is built (``verify``): on the calibration plan, and on a plan
-long enough to be broken between rows and items (SPLIT_CALIBRATION_PLAN), the
+long enough to be broken between rows and items (SPLIT_CALIBRATION_PLANS), the
 model must put every line where WeasyPrint put it, or the template does not
 break sections (or is not used). A page bottom too close to a block's to call
 raises Unsure.
@@ -64,13 +64,18 @@ def _words(count: int) -> str:
     return " ".join(_SENTENCE.split()[:count])
 
 
-SPLIT_CALIBRATION_PLAN = {
-    "medications": [{"name": "Calibration long medicine name" if i % 7 == 3
-                     else f"Calibration {i}", "instruction": _words(4 + (i * 5) % 19)}
-                    for i in range(36)],
-    "instructions": [_words(3 + (i * 7) % 21) for i in range(36)],
-    "follow_up": "Spine clinic in two weeks.",
-}
+def _split_plan(shift: int) -> dict[str, Any]:
+    return {
+        "medications": [{"name": "Calibration long medicine name" if i % 7 == 3
+                         else f"Calibration {i}", "instruction": _words(4 + (i * 5 + shift) % 19)}
+                        for i in range(36)],
+        "instructions": [_words(3 + (i * 7 + shift) % 21) for i in range(36)],
+        "follow_up": "Spine clinic in two weeks.",
+    }
+
+
+# A second one, for when a page break of the first is too close to call.
+SPLIT_CALIBRATION_PLANS = (_split_plan(0), _split_plan(4))
 
 # The measured blocks (measure_plan's keys) a plan's model is made of.
 BLOCKS = ("section", "h2", "p", "note", "follow_up_text", "ul", "li", "table", "breaks")

@@ -96,6 +96,21 @@ class PlanTags:
     grand_kids: list[str] = field(default_factory=list)  # "D:<n>" for the parent n
 
 
+XREF_FREE = b"0000000000 65535 f \n"  # a cross-reference entry: 20 bytes, an object number each
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A template's unchanging part of every packet's file, laid out once: the
+    header and every object not filled per patient, and their cross-reference
+    entries (``XREF_FREE`` for object 0, for the objects filled per patient and
+    for numbers not used). packet.py writes the filled objects after ``blob``."""
+
+    blob: bytes
+    xref: bytes  # 20 bytes for each object number below Template.next_number
+    filled: tuple[int, ...]  # the objects filled per patient, in the template's file order
+
+
 @dataclass
 class Template:
     key: tuple[Any, ...]
@@ -130,6 +145,30 @@ class Template:
     @cached_property
     def next_number(self) -> int:
         return max(number for number, _ in self.objects) + 1
+
+    @cached_property
+    def fixed(self) -> Fixed:
+        return self._fixed({})
+
+    @cached_property
+    def fixed_check(self) -> Fixed:
+        """As ``fixed``, for the self-check's copy (``check`` in place of shared content)."""
+        return self._fixed(self.check)
+
+    def _fixed(self, replaced: dict[int, bytes]) -> Fixed:
+        parts = [self.head]
+        position = len(self.head)
+        xref = bytearray(XREF_FREE * self.next_number)
+        filled = []
+        for number, chunk in self.objects:
+            if chunk is None:
+                filled.append(number)
+                continue
+            chunk = replaced.get(number, chunk)
+            xref[20 * number:20 * number + 20] = b"%010d 00000 n \n" % position
+            parts.append(chunk)
+            position += len(chunk)
+        return Fixed(b"".join(parts), bytes(xref), tuple(filled))
 
 
 def marker_text(families: tuple[int, ...], shaper: Shaper) -> str:
@@ -173,7 +212,7 @@ def build(renderer: Any, shaper: Shaper, key: tuple[Any, ...],
     plan_page = next(s.page for s in sites if s.slot == "plan")
     area = {"bottom": measure.page_area(document.pages[plan_page])[1],
             "tops": [measure.page_area(page)[0] for page in document.pages]}
-    if shape == ONE_LINE:
+    if shape == proof_shape(calibration):
         _prove_sites(sites, calibration, shaper, context["L"], len(document.pages))
     pdf = renderer.write_pdf(document, "packet.html.j2", context, language)
     texts = {k: context["L"][k] for k in (
@@ -222,6 +261,7 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
               "physician": p["physician"], "nurse": p["nurse"],
               "test_and_date": f"{context['T']['title']}, {day}"}
     styles, colours, seen = {}, {}, {}
+    header_lines: dict[str, set[float]] = {}  # each identifier's baselines on page 1
     for index, page in enumerate(document.pages):
         for text_box, parents in measure.text_boxes(page._page_box):
             block = measure.block_of(parents)
@@ -232,8 +272,13 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
                 slot = "id_label"
             else:
                 for name in ("name", "dob", "mrn"):
-                    if f"id-{name}" in owner and text.strip() == values[name]:
-                        slot = f"id_{name}"
+                    if f"id-{name}" in owner and text.strip():
+                        if index == 0:
+                            header_lines.setdefault(name, set()).add(
+                                round(measure.baseline(text_box), 2))
+                        if text.strip() == values[name] or values[name].startswith(
+                                text.strip() + " "):  # the value, or its first line
+                            slot = f"id_{name}"
                 if slot is None and "identifiers" not in owner and text.strip():
                     # a value's first line: the whole value, or where it wraps
                     slot = next((k for k, v in values.items() if k not in seen and (
@@ -250,7 +295,18 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
     if missing:
         raise Unsure("the calibration packet lacks " + ", ".join(sorted(missing)))
     return {"plan": geometry, "styles": styles, "colours": colours, "seen": seen,
-            "values": values, "pages": len(document.pages)}
+            "values": values, "pages": len(document.pages),
+            "header_lines": {name: len(lines) for name, lines in header_lines.items()}}
+
+
+def proof_shape(calibration: dict[str, Any]) -> Shape:
+    """The shape of the calibration's own text: every value on one line in the
+    main face, the header identifiers on as many lines as they took there (a
+    Spanish date of birth takes two in large print). A template of this shape
+    is proved against the calibration."""
+    lines = calibration.get("header_lines", {})
+    return tuple(((),) * lines.get(slot[3:], 1) if slot in HEADER_SLOTS else ((),)
+                 for slot in TEXT_SLOTS)
 
 
 def _split_calibration(renderer: Any, shaper: Shaper, context: dict[str, Any],
@@ -260,15 +316,16 @@ def _split_calibration(renderer: Any, shaper: Shaper, context: dict[str, Any],
     and list items (with ``continued``: where a broken section goes on), once
     the model has laid that plan out as WeasyPrint did. None when it cannot:
     then packets whose sections would break are rendered in full."""
-    context = {**context, "patient": {**patient, **plan.SPLIT_CALIBRATION_PLAN}}
-    document = renderer.layout("packet.html.j2", context, language)
-    try:
-        geometry = plan.measure_plan(document)
-        plan.verify(geometry, shaper, labels, plan.SPLIT_CALIBRATION_PLAN)
-    except Unsure as reason:
-        _LOG.info("fast path: plan sections are not broken over pages (%s)", reason)
-        return None
-    return geometry
+    for long_plan in plan.SPLIT_CALIBRATION_PLANS:
+        document = renderer.layout("packet.html.j2", {
+            **context, "patient": {**patient, **long_plan}}, language)
+        try:
+            geometry = plan.measure_plan(document)
+            plan.verify(geometry, shaper, labels, long_plan)
+            return geometry
+        except Unsure as reason:
+            _LOG.info("fast path: a long plan laid out otherwise (%s)", reason)
+    return None
 
 
 def _same(a: Any, b: Any) -> bool:
