@@ -5,6 +5,7 @@ loading any text."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from myelo_docs.assets import content_dir
@@ -12,14 +13,20 @@ from myelo_docs.assets import content_dir
 
 def language_folders(extra_dir: Path | None = None) -> dict[str, Path]:
     """Language code -> folder; a hospital's folder overrides ours."""
-    folders: dict[str, Path] = {}
-    for root in (content_dir(), extra_dir):
-        if root is None or not root.is_dir():
-            continue
-        for sub in sorted(root.iterdir()):
-            if (sub / "labels.toml").is_file():
-                folders[sub.name] = sub
+    folders = dict(_folders_in(content_dir()))
+    if extra_dir is not None:
+        folders.update(_folders_in.__wrapped__(extra_dir))  # a site's may change: read each time
     return folders
+
+
+@cache
+def _folders_in(root: Path) -> tuple[tuple[str, Path], ...]:
+    """The language folders (with a labels.toml) in root; cached for ours, which
+    ship with the package and do not change while it runs."""
+    if not root.is_dir():
+        return ()
+    return tuple((sub.name, sub) for sub in sorted(root.iterdir())
+                 if (sub / "labels.toml").is_file())
 
 
 def available_languages(extra_dir: Path | None = None) -> list[str]:
