@@ -124,7 +124,7 @@ class Shaper:
         key = (text, id(style), width, is_line_start)
         found = self._lines.get(key)
         if found is None:
-            if len(self._lines) > 20000:
+            if len(self._lines) > 4000:  # mostly recurring text; a line holds a Pango layout
                 self._lines.clear()
             found = self._lines[key] = self._break(text, style, width, is_line_start)
         return found
