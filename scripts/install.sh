@@ -78,7 +78,7 @@ PYTHON=${PYTHON:-python3}
 
 cat <<DONE
 
-Installed. Run the tests with: bash scripts/test.sh   (about 6 minutes on 2 cores)
+Installed. Run the tests with: bash scripts/test.sh   (about 7 minutes on 2 cores)
 To type myelo-docs without its folder, put .venv/bin on your PATH, in this shell:
     export PATH="$PWD/.venv/bin:\$PATH"
 or activate the venv (source .venv/bin/activate), or run it as .venv/bin/myelo-docs.

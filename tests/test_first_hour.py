@@ -92,7 +92,7 @@ def test_install_ends_saying_how_to_put_venv_bin_on_path():
     tail = text[text.rindex("myelo-docs demo"):]
     assert "--force" in tail.splitlines()[0]  # its own demo file, on every run again
     assert 'export PATH="$PWD/.venv/bin:\\$PATH"' in tail
-    assert ".venv/bin/myelo-docs" in tail and "6 minutes" in tail
+    assert ".venv/bin/myelo-docs" in tail and "7 minutes" in tail
 
 
 def test_readme_quick_start_names_what_install_installs_and_why():
@@ -104,7 +104,7 @@ def test_readme_quick_start_names_what_install_installs_and_why():
     packages = re.search(r"DEBIAN_PACKAGES=\((.*?)\)", INSTALL.read_text()).group(1).split()
     for package in packages:
         assert f"`{package}`" in quick, package
-    assert "about 6 minutes on 2 cores" in quick
+    assert "about 7 minutes on 2 cores" in quick
     assert "only for the tests" in quick and "never needs a\n  browser" in quick
     assert "waits for it" in quick
     assert "PATH" in quick and ".venv/bin/myelo-docs" in quick
