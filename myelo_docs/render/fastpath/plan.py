@@ -133,6 +133,10 @@ def _text_block(box: Any, cell: bool = False) -> dict[str, Any]:
         "pitch": first.height, "base": measure.baseline(text) - first.position_y,
         "top": box.content_box_y() - measure.border_top(box),
         "style": measure.style_of(text), "colour": measure.rgb(text.style["color"]),
+        # Lines from which WeasyPrint may break the block itself across pages
+        # (orphans + widows); 0: never (break-inside: avoid).
+        "splits_from": 0 if box.style["break_inside"] in ("avoid", "avoid-page")
+        else box.style["orphans"] + box.style["widows"],
     }
 
 
@@ -396,7 +400,9 @@ class _Leaf:
 
     def __init__(self, margins: Sequence[float], height: float, node: Node, draw: Any,
                  kind: str = "block", before: str = "auto", after: str = "auto",
-                 core: float | None = None, table: _Table | None = None):
+                 core: float | None = None, table: _Table | None = None,
+                 splittable: bool = False):
+        self.splittable = splittable  # a paragraph WeasyPrint may break between its lines
         self.margins = margins
         self.height = height
         self.core = height if core is None else core
@@ -513,8 +519,10 @@ class PlanLayout:
             return seen
 
         breaks = self._breaks(kind)
+        splits_from = block.get("splits_from", 1)
         return _Leaf(block["margins"], block["top"] + len(lines) * block["pitch"], node, draw,
-                     before=breaks["before"], after=breaks["after"])
+                     before=breaks["before"], after=breaks["after"],
+                     splittable=bool(splits_from) and len(lines) >= splits_from)
 
     def items(self, texts: Sequence[str]) -> list[_Leaf]:
         block = self.g["li"]
@@ -696,6 +704,11 @@ class PlanLayout:
                     cursor, pending = y, max(section.trailing)
                     empty, carry, previous_after = False, ([], b""), leaves[-1].after
                     break
+                # WeasyPrint may break a long paragraph here (the one that
+                # overflows, or one before a break it must avoid): not modelled.
+                if not self.g["whole"].get(section.name, False) and any(
+                        leaf.splittable for leaf in leaves[first:overflow + 1]):
+                    raise Unsure("a paragraph that may break across pages")
                 cut = next((m for m in range(overflow, first, -1)
                             if self._allowed(section, leaves[m - 1], leaves[m])), None)
                 if cut is None:
