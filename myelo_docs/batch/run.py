@@ -475,14 +475,19 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                  initargs=(settings,)) as pool:
 
+            def collect(future: Future[list[RowResult]]) -> None:
+                # Recorded, then out of pending: a Ctrl-C between the two can
+                # only record a task twice, never lose one (_stop records pending).
+                record(*future.result())
+                pending.discard(future)
+
             def submit() -> None:
-                nonlocal pending
                 pending.add(pool.submit(render_rows, rows.copy(), str(out), full_render))
                 rows.clear()
                 if len(pending) >= jobs * 4:  # bounded: rows stream, packets don't pile up
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        record(*future.result())
+                        collect(future)
 
             try:
                 for plan in _plan_rows(source, pattern, renderer.fonts, intake):
@@ -503,8 +508,8 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                         submit()
                 if rows:
                     submit()
-                for future in pending:
-                    record(*future.result())
+                for future in list(pending):
+                    collect(future)
             except KeyboardInterrupt:
                 _stop(pending, record)
                 raise error(Interrupted, "batch_interrupted", "batch",
