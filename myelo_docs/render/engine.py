@@ -35,7 +35,7 @@ from myelo_docs.render.fetcher import LockedFetcher
 from myelo_docs.render.fonts import FontSet, check_glyphs, font_set
 from myelo_docs.render.options import RenderSettings, Resolved, offered_languages
 from myelo_docs.render.stamp import PayloadFor, payloads_for, stamp_pages
-from myelo_docs.render.tagging import finish_tags
+from myelo_docs.render.tagging import finish_tags, lists_continued
 from myelo_docs.schema.brand import Brand, load_brand
 from myelo_docs.schema.errors import ConfigError, MissingGlyphError, Problem
 from myelo_docs.schema.messages import error, title
@@ -296,7 +296,7 @@ class Renderer:
         with _GLYPH_WATCH.watching() as missing:
             pdf = document.write_pdf(finisher=finish, **_pdf_options(archive))
         _refuse_missing(missing)
-        return finish_tags(pdf)
+        return finish_tags(pdf, lists_continued(document))
 
     def _write(self, template: str, context: dict[str, Any], language: str,
                codes: PayloadFor | None = None, archive: bool = False) -> bytes:

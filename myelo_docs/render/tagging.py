@@ -16,8 +16,8 @@ report:
   A Table that opens a page, continuing the Table that ended the page before
   with the same header row, is joined to it: its rows move into the first
   Table, and its repeated header row becomes an artifact (still printed, not
-  read twice). A list that opens a page where a list ended the page before,
-  at the same depth, is joined to it the same way (its items move).
+  read twice). A list that WeasyPrint broke over a page break (known from
+  the layout: lists_continued) is joined the same way (its items move).
 
 The rest of the file (fonts, XMP metadata, PDF/A or PDF/UA identification) is
 kept as it is.
@@ -33,16 +33,33 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name
 
 
-def finish_tags(pdf: bytes) -> bytes:
+def lists_continued(layout: object) -> set[int]:
+    """The pages (0-based) at whose top a list goes on from the page before,
+    from WeasyPrint's layout (a weasyprint Document): a list element laid out
+    on both pages."""
+    def lists(box: object) -> Iterator[object]:
+        if getattr(box, "element_tag", "") in ("ul", "ol"):
+            yield box.element  # type: ignore[attr-defined]
+        for child in getattr(box, "children", ()):
+            yield from lists(child)
+
+    seen: list[set[int]] = [{id(e) for e in lists(page._page_box)}  # type: ignore[attr-defined]
+                            for page in layout.pages]  # type: ignore[attr-defined]
+    return {index for index in range(1, len(seen)) if seen[index] & seen[index - 1]}
+
+
+def finish_tags(pdf: bytes, continued: set[int] | None = None) -> bytes:
     """The same PDF with margin boxes as artifacts, /Scope on header cells and
-    each table and list one element across pages."""
+    each table one Table across pages; each list one L across the pages in
+    ``continued`` (lists_continued)."""
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         root = doc.Root.get("/StructTreeRoot")
         if root is None:  # an untagged variant: nothing to finish
             return pdf
         document = _first_kid(root)
         page_index = {page.obj.objgen: i for i, page in enumerate(doc.pages)}
-        repeated = _join_tables(document, page_index) if document is not None else {}
+        repeated = (_join_tables(document, page_index, continued or set())
+                    if document is not None else {})
         in_tree = _reachable(root)
         parent_tree = _parent_tree(root)
         for index, page in enumerate(doc.pages):
@@ -207,8 +224,10 @@ def _mcids(node: pikepdf.Object) -> list[int]:
     return found
 
 
-def _join_tables(document: Dictionary, page_index: dict) -> dict[int, list[int]]:
-    """Join each Table continued at the top of a page to the one it continues.
+def _join_tables(document: Dictionary, page_index: dict,
+                 continued: set[int]) -> dict[int, list[int]]:
+    """Join each Table continued at the top of a page to the one it continues,
+    and each list on the pages where the layout says one goes on.
 
     Returns, per page index, the MCIDs of the repeated header rows (now to be
     artifacts).
@@ -232,6 +251,8 @@ def _join_tables(document: Dictionary, page_index: dict) -> dict[int, list[int]]
             if upper.get("/S") != lower.get("/S"):
                 break
             if upper.get("/S") == Name.L:
+                if page not in continued:  # two lists, one ending a page, one opening the next
+                    break
                 head = head_of.get(upper.objgen, upper)
                 _move_items(head, lower)
                 head_of[lower.objgen] = head
