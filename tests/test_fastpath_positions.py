@@ -238,6 +238,53 @@ def test_a_plan_broken_between_rows_and_items(renderers, plan, language, large, 
     assert shape.count("/L") - before.count("/L") == (1 if items else 0)
 
 
+@pytest.mark.parametrize("medicines,items", [(8, 10), (12, 15)])
+def test_a_long_plan_over_three_and_four_pages(renderers, medicines, items):
+    """A large-print plan of many medicines and instructions takes three or
+    four pages, from a template with a place on each: drawn fast, every word
+    where the full render has it, pages that hold only rows or items going on
+    from the page before leave no empty part in the tag tree."""
+    data = record(large_print=True, **_broken_plan(medicines, items))
+    fast, full = both(renderers["letter"], data)
+    assert fast.path == "fast"
+    plan_pages = {n for n, page in enumerate(words(fast.pdf)) for w in page
+                  if w[0] in ("Medzero", "Itemzero")}
+    assert len(plan_pages) == (3 if medicines == 8 else 4)
+    assert_same_by_position(fast.pdf, full.pdf)
+
+
+LONG_INTRO = ("Find each of your medicines below in the table. Do what it says under "
+              "\u201cWhat to do\u201d for each one of them, every day, until your doctor or "
+              "your nurse tells you something else. Your nurse wrote these steps for you "
+              "today, so keep this page with your other papers and bring it to the clinic. "
+              "Ask us if anything here is not clear to you.")
+
+
+def test_a_long_paragraph_near_a_page_end_is_left_to_the_full_render(tmp_path):
+    """A hospital's long medicines intro (five lines in large print) that
+    WeasyPrint may break between its lines at a page end: the fast path does
+    not model that, so such a packet is rendered in full, never drawn
+    differently (found in review: the whole section moved a page on)."""
+    site = tmp_path / "site"
+    (site / "content" / "en").mkdir(parents=True)
+    (site / "site.toml").write_text('name = "Test Site"\n[content]\ntext_reviewed = 2026-11-20\n',
+                                    encoding="utf-8")
+    (site / "content" / "en" / "labels.toml").write_text(
+        f'[labels]\nmedicines_intro = "{LONG_INTRO}"\n', encoding="utf-8")
+    renderer = get_renderer(site=str(site))
+    paths = set()
+    for type_name, words_in in (("lumbar", 8), ("thoracic", 40)):
+        instruction = " ".join(("Take one tablet with water in the morning and another one "
+                                "with food. " * 5).split()[:words_in])
+        data = record(type=type_name, large_print=True, instructions=["Rest."],
+                      medications=[{"name": "Warfarin", "instruction": instruction}])
+        fast, full = both(renderer, data)
+        paths.add(fast.path)
+        if fast.path == "fast":
+            assert_same_by_position(fast.pdf, full.pdf)
+    assert "full" in paths
+
+
 # A restyled copy of the stylesheet: the rules below are appended, so they win.
 RESTYLED = """
 /* test: another house style */

@@ -27,6 +27,7 @@ from myelo_docs.render.fastpath.template import (
     HEADER_SLOTS,
     LABEL_SLOTS,
     ONE_LINE,
+    PLAN_SLOTS,
     TEXT_SLOTS,
     XREF_FREE,
     Template,
@@ -71,10 +72,13 @@ class FastPackets:
         shape = tuple(tuple(self.shaper.families_of(line) if line else ()
                             for line in lines[slot]) for slot in TEXT_SLOTS)
         template = base if shape == ONE_LINE else self.cache.get(*key, 1, shape)
-        plan = self._plan(template, record)
-        if len(plan) > 1:
-            template = self.cache.get(*key, 2, shape)
-            plan = self._plan(template, record)
+        plan = self._plan(template, record, len(PLAN_SLOTS))
+        if len(plan) > 1:  # from a template with a place on each page the plan takes
+            template = self.cache.get(*key, len(plan), shape)
+            pages = len(plan)
+            plan = self._plan(template, record, pages)
+            if len(plan) != pages:
+                raise Unsure("the plan takes other pages in its own template")
         pieces = self._draw_slots(template, styles, lines)
         new = NewObjects(template.next_number)
         pieces.update(_plan_pieces(template, plan, new))
@@ -169,7 +173,7 @@ class FastPackets:
             pieces[number] = _rgb(colours[_colour_of(site.slot)]) + drawn
         return pieces
 
-    def _plan(self, t: Template, record: PacketRecord) -> list[PlanPage]:
+    def _plan(self, t: Template, record: PacketRecord, max_pages: int) -> list[PlanPage]:
         geometry = {**t.calibration["plan"],
                     "pages": {**t.calibration["plan"]["pages"], **t.pages_area}}
         layout = PlanLayout(geometry, self.shaper)
@@ -178,7 +182,7 @@ class FastPackets:
                                  [(_collapse(m.name), _collapse(m.instruction))
                                   for m in record.medications])
         start = t.sites("plan")[0]
-        return layout.paginate(sections, (start.page, start.top), max_pages=2)
+        return layout.paginate(sections, (start.page, start.top), max_pages)
 
 
 def _colour_of(slot: str) -> str:
@@ -215,7 +219,7 @@ def _plan_pieces(t: Template, pages: list[PlanPage], new: NewObjects) -> dict[in
     of the marker paragraph of the page it begins on (a section broken over
     pages is one element, with content on both)."""
     pieces: dict[int, bytes] = {}
-    slots = ("plan", "plan_2")
+    slots = PLAN_SLOTS
     tags_of = [t.plan_tags.get(slot) for slot in slots]
     entries = [list(tags.entries) if tags else [] for tags in tags_of]
     content: list[list[bytes]] = [[] for _ in slots]
@@ -236,21 +240,31 @@ def _plan_pieces(t: Template, pages: list[PlanPage], new: NewObjects) -> dict[in
         tags = tags_of[index]
         if tags:
             pieces[tags.array] = Raw(("[" + " ".join(entries[index]) + "]").encode())
-    kept: set[int] = set()  # parents with a section
+    gone: set[int] = set()  # elements left without kids: out of the tree
     for tags in t.plan_tags.values():
         kids = [ref for kid in tags.parent_kids for ref in (
             [f"{k} 0 R" for k in in_place.get(int(kid[2:]), [])] if kid.startswith("P:")
             else [kid])]
-        if kids:
-            kept.add(tags.parent)
-        pieces[tags.parent] = _element(tags.parent_body, kids)
-    for tags in t.plan_tags.values():
-        kids = [ref for kid in tags.grand_kids for ref in (
-            ([f"{kid[2:]} 0 R"] if int(kid[2:]) in kept else []) if kid.startswith("D:")
-            else [kid])]
         if not kids:
-            raise Unsure("a part of the packet left empty")
-        pieces[tags.grand] = _element(tags.grand_body, kids)
+            gone.add(tags.parent)
+        pieces[tags.parent] = _element(tags.parent_body, kids)
+    # Then their ancestors (shared between pages: the Document, at least).
+    above = {number: (body, entries) for tags in t.plan_tags.values()
+             for number, body, entries in tags.above}
+    changed = True
+    while changed:
+        changed = False
+        for number, (_, entries) in above.items():
+            if number not in gone and all(
+                    kid.startswith("R:") and int(kid[2:]) in gone for kid in entries):
+                gone.add(number)
+                changed = True
+    if any(tags.above and tags.above[-1][0] in gone for tags in t.plan_tags.values()):
+        raise Unsure("a packet left without parts")
+    for number, (body, entries) in above.items():
+        pieces[number] = _element(body, [f"{kid[2:]} 0 R" if kid.startswith("R:") else kid
+                                         for kid in entries
+                                         if not (kid.startswith("R:") and int(kid[2:]) in gone)])
     return pieces
 
 

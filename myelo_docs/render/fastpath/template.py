@@ -40,11 +40,12 @@ from myelo_docs.verify.provenance import CODE_FORMAT
 # Slot name -> marker colour channel (rgb(1, 2, N)); see the mark() macro in _blocks.html.j2.
 SLOTS = ("id_name", "id_dob", "id_mrn", "name", "dob", "mrn", "procedure_date", "physician",
          "nurse", "test_and_date", "plan", "plan_2", "id_name_label", "id_dob_label",
-         "id_mrn_label")
+         "id_mrn_label", "plan_3", "plan_4")
 SLOT_INDEX = {name: number for number, name in enumerate(SLOTS, start=1)}
-TEXT_SLOTS = SLOTS[:10]  # the rest are the plan's
+TEXT_SLOTS = SLOTS[:10]  # the rest are the plan's and the labels
 HEADER_SLOTS = SLOTS[:3]  # "Name: value", right-aligned, label in a face of its own
-LABEL_SLOTS = SLOTS[12:]  # the header identifiers' labels, drawn where their value leaves room
+LABEL_SLOTS = SLOTS[12:15]  # the header identifiers' labels, drawn where their value leaves room
+PLAN_SLOTS = ("plan", "plan_2", "plan_3", "plan_4")  # where the plan goes on each of its pages
 # Per text slot, per line: the font families (indexes in fonts.BUNDLED_FACES)
 # beyond the first that the line is drawn in. A line in other faces has other
 # heights; its template's marker line is drawn in the same families.
@@ -89,11 +90,11 @@ class PlanTags:
     parent: int  # the container's parent element, rewritten per patient
     parent_body: str  # its dictionary without /K
     parent_kids: list[str]  # its /K entries; "P:<n>" for the paragraph of object n
-    # The parent's parent, rewritten per patient: the parent leaves the tree
-    # when no section begins on its page (WeasyPrint tags no empty part).
-    grand: int = 0
-    grand_body: str = ""
-    grand_kids: list[str] = field(default_factory=list)  # "D:<n>" for the parent n
+    # The parent's ancestors up to the Document, nearest first, rewritten per
+    # patient: an element left without kids (no section begins on its page)
+    # leaves the tree, as WeasyPrint tags no empty part. Each is (object
+    # number, dictionary without /K, /K entries with "R:<n>" for object n).
+    above: list[tuple[int, str, list[str]]] = field(default_factory=list)
 
 
 XREF_FREE = b"0000000000 65535 f \n"  # a cross-reference entry: 20 bytes, an object number each
@@ -206,7 +207,7 @@ def build(renderer: Any, shaper: Shaper, key: tuple[Any, ...],
     if margin is not None and abs(margin - calibration["plan"]["h2"]["margins"][0]) \
             > measure.EPSILON:
         raise Unsure("the plan marker and the plan's first heading have other margins")
-    for name in (*TEXT_SLOTS, *LABEL_SLOTS, "plan", *(("plan_2",) if plan_pages > 1 else ())):
+    for name in (*TEXT_SLOTS, *LABEL_SLOTS, *PLAN_SLOTS[:plan_pages]):
         if name not in {site.slot for site in sites}:
             raise Unsure(f"no place for {name} in the template")
     plan_page = next(s.page for s in sites if s.slot == "plan")
@@ -535,7 +536,8 @@ def _cut(pdf: bytes, key: tuple[Any, ...], sites: list[Site], faces: set[Any]) -
         plan_tags = {site.slot: _plan_tags(doc, site, containers) for site in plan_sites} \
             if tagged else {}
         chunks = _objects(doc)
-    rewritten = {n for tags in plan_tags.values() for n in (tags.array, tags.parent, tags.grand)}
+    rewritten = {n for tags in plan_tags.values()
+                 for n in (tags.array, tags.parent, *(number for number, _, _ in tags.above))}
     objects = [(num, None if num in numbers or num in rewritten else chunk)
                for num, chunk in chunks]
     dynamic = {num: placed[serial] for num, serial in numbers.items()}
@@ -672,24 +674,25 @@ def _plan_tags(doc: pikepdf.Pdf, site: Site, containers: set[int]) -> PlanTags:
     entries = ["null" if i == site.mcid or item is None or not item.is_indirect
                else f"{item.objgen[0]} 0 R" for i, item in enumerate(array)]
     parent = element.P
-    grand = parent.P
-    if "/S" not in grand or str(grand.S) == "/Document":
-        raise Unsure("the plan is not inside a part of the document")
     body, kids = _element_parts(parent, "P", containers)
-    grand_body, grand_kids = _element_parts(grand, "D", {parent.objgen[0]})
+    above = []
+    node = parent
+    while "/S" in node and str(node.S) != "/Document":
+        node = node.P
+        above.append((node.objgen[0], *_element_parts(node, "R", None)))
     return PlanTags(page=page.obj.objgen[0], array=array.objgen[0], entries=entries,
                     container=element.objgen[0], parent=parent.objgen[0],
-                    parent_body=body, parent_kids=kids, grand=grand.objgen[0],
-                    grand_body=grand_body, grand_kids=grand_kids)
+                    parent_body=body, parent_kids=kids, above=above)
 
 
-def _element_parts(element: Any, mark: str, marked: set[int]) -> tuple[str, list[str]]:
+def _element_parts(element: Any, mark: str, marked: set[int] | None) -> tuple[str, list[str]]:
     """A structure element's dictionary without /K, and its /K entries
-    ("<mark>:<n>" for the elements of object n in marked)."""
+    ("<mark>:<n>" for the elements of object n in marked; None: all)."""
     body = pikepdf.Dictionary({k: v for k, v in element.items() if k != "/K"}).unparse()
     kids = []
     for kid in _as_list(element.K):
-        if isinstance(kid, pikepdf.Object) and kid.is_indirect and kid.objgen[0] in marked:
+        if isinstance(kid, pikepdf.Object) and kid.is_indirect and (
+                marked is None or kid.objgen[0] in marked):
             kids.append(f"{mark}:{kid.objgen[0]}")
         elif isinstance(kid, int):
             kids.append(str(kid))
