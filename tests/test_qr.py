@@ -201,7 +201,8 @@ def test_code_matrix_reads_back_as_its_payload():
     """Every code a payload can make (short and long MRNs, UTF-8 ones behind an
     ECI marker) decodes to exactly that payload, with its quiet zone added."""
     payloads = [code_payload("packet", mrn, page, total)
-                for mrn in ("7", "TST-4471902", "A" * 40, "Ñ-ÄÖ|42/ß Ж", "7" * 300)
+                for mrn in ("7", "TST-4471902", "A" * 40, "Ñ-ÄÖ|42/ß Ж", "MÜLLER-1", "ЖК-42",
+                    "7" * 300)
                 for page, total in ((1, 1), (7, 12))]
     for payload in payloads:
         matrix = code_matrix(payload)
@@ -216,3 +217,5 @@ def test_code_matrix_reads_back_as_its_payload():
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
         found = zxingcpp.read_barcode(image)
         assert found is not None and found.text == payload
+        # In UTF-8 (behind its ECI marker), not Latin-1 or Shift JIS for a scanner to guess.
+        assert found.bytes == payload.encode("utf-8")

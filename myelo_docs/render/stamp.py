@@ -57,9 +57,11 @@ def code_matrix(payload: str) -> tuple[bytes, ...]:
     """The QR modules (level M, UTF-8 behind an ECI marker when not ASCII),
     one bytes row each (1 = dark), without the quiet zone. zxing-cpp's writer
     (C++, about 0.1 ms a code; segno took 0.6 ms even with one fixed mask, and
-    a packet has one code a page)."""
-    image = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode,
-                                    ec_level="M").to_image(scale=1, add_quiet_zones=False)
+    a packet has one code a page). Without ``eci`` it would write an MRN in
+    Cyrillic as Shift JIS, which a scanner can only guess."""
+    options = {} if payload.isascii() else {"eci": "UTF8"}
+    image = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M",
+                                    **options).to_image(scale=1, add_quiet_zones=False)
     rows, side = image.shape
     modules = memoryview(image).tobytes().translate(_DARK)
     return tuple(modules[i:i + side] for i in range(0, rows * side, side))
