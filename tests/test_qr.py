@@ -202,7 +202,7 @@ def test_code_matrix_reads_back_as_its_payload():
     ECI marker) decodes to exactly that payload, with its quiet zone added."""
     payloads = [code_payload("packet", mrn, page, total)
                 for mrn in ("7", "TST-4471902", "A" * 40, "Ñ-ÄÖ|42/ß Ж", "MÜLLER-1", "ЖК-42",
-                    "7" * 300)
+                            "7" * 300)
                 for page, total in ((1, 1), (7, 12))]
     for payload in payloads:
         matrix = code_matrix(payload)

@@ -48,7 +48,7 @@ def lists_continued(layout: object) -> set[int]:
     return {index for index in range(1, len(seen)) if seen[index] & seen[index - 1]}
 
 
-def finish_tags(pdf: bytes, continued: set[int] | None = None) -> bytes:
+def finish_tags(pdf: bytes, continued: set[int]) -> bytes:
     """The same PDF with margin boxes as artifacts, /Scope on header cells and
     each table one Table across pages; each list one L across the pages in
     ``continued`` (lists_continued)."""
@@ -58,8 +58,7 @@ def finish_tags(pdf: bytes, continued: set[int] | None = None) -> bytes:
             return pdf
         document = _first_kid(root)
         page_index = {page.obj.objgen: i for i, page in enumerate(doc.pages)}
-        repeated = (_join_tables(document, page_index, continued or set())
-                    if document is not None else {})
+        repeated = _join_tables(document, page_index, continued) if document is not None else {}
         in_tree = _reachable(root)
         parent_tree = _parent_tree(root)
         for index, page in enumerate(doc.pages):

@@ -219,10 +219,9 @@ def _plan_pieces(t: Template, pages: list[PlanPage], new: NewObjects) -> dict[in
     of the marker paragraph of the page it begins on (a section broken over
     pages is one element, with content on both)."""
     pieces: dict[int, bytes] = {}
-    slots = PLAN_SLOTS
-    tags_of = [t.plan_tags.get(slot) for slot in slots]
+    tags_of = [t.plan_tags.get(slot) for slot in PLAN_SLOTS]
     entries = [list(tags.entries) if tags else [] for tags in tags_of]
-    content: list[list[bytes]] = [[] for _ in slots]
+    content: list[list[bytes]] = [[] for _ in PLAN_SLOTS]
     in_place: dict[int, list[int]] = {}  # a marker's paragraph -> the sections replacing it
     for index, page in enumerate(pages):
         tags = tags_of[index]
@@ -231,9 +230,9 @@ def _plan_pieces(t: Template, pages: list[PlanPage], new: NewObjects) -> dict[in
         if tags:
             in_place[tags.container] = sections
     for number, (_, site) in t.dynamic.items():
-        if site is None or not site.slot.startswith("plan"):
+        if site is None or site.slot not in PLAN_SLOTS:
             continue
-        index = slots.index(site.slot)
+        index = PLAN_SLOTS.index(site.slot)
         art = pages[index].art if index < len(pages) else []
         out = [b"/Artifact BMC\n", *art, b"EMC\n"] if art else []
         pieces[number] = b"".join(out + content[index])

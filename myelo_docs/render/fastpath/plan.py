@@ -94,15 +94,6 @@ class Node:
     page: int = 0  # a leaf's page, counted from the plan's first
 
 
-@dataclass
-class Placed:
-    """A section on a page: its structure and artifacts, drawn at absolute y."""
-
-    node: Node
-    art: list[bytes]
-    lines: list[tuple[str, float, float]]  # (text, x, baseline): what verify compares
-
-
 # ---- measured geometry --------------------------------------------------------------------
 
 def _margins(box: Any) -> tuple[float, float]:
@@ -402,7 +393,6 @@ class _Leaf:
                  kind: str = "block", before: str = "auto", after: str = "auto",
                  core: float | None = None, table: _Table | None = None,
                  splittable: bool = False):
-        self.splittable = splittable  # a paragraph WeasyPrint may break between its lines
         self.margins = margins
         self.height = height
         self.core = height if core is None else core
@@ -412,14 +402,17 @@ class _Leaf:
         self.before = before
         self.after = after
         self.table = table
+        self.splittable = splittable  # a paragraph WeasyPrint may break between its lines
 
 
 class _Table:
-    """What the rows of one table share: its shaped header (repeated on the
-    pages it continues on) and how its rules are drawn."""
+    """What the rows of one table share: its structure element, its shaped
+    header (repeated on the pages it continues on) and how its rules are drawn."""
 
-    def __init__(self, layout: PlanLayout, head: list[list[Line]], head_height: float):
+    def __init__(self, layout: PlanLayout, node: Node, head: list[list[Line]],
+                 head_height: float):
         self.layout = layout
+        self.node = node
         self.head = head
         self.head_height = head_height
 
@@ -519,10 +512,9 @@ class PlanLayout:
             return seen
 
         breaks = self._breaks(kind)
-        splits_from = block.get("splits_from", 1)
         return _Leaf(block["margins"], block["top"] + len(lines) * block["pitch"], node, draw,
                      before=breaks["before"], after=breaks["after"],
-                     splittable=bool(splits_from) and len(lines) >= splits_from)
+                     splittable=0 < block["splits_from"] <= len(lines))
 
     def items(self, texts: Sequence[str]) -> list[_Leaf]:
         block = self.g["li"]
@@ -552,7 +544,7 @@ class PlanLayout:
 
     def table(self, head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[_Leaf]:
         """The table's head (what is above the header row, and the header row)
-        and one leaf per row; its node is the first leaf's ``table_node``."""
+        and one leaf per row; its node is their ``table.node``."""
         t = self.g["table"]
         shaped, heights = [], []
         for r, row in enumerate([head, *rows]):
@@ -563,8 +555,8 @@ class PlanLayout:
             shaped.append(lines)
             heights.append(t["frames"]["head" if r == 0 else "body"] + max(
                 len(ls) * cell["pitch"] for ls, cell in zip(lines, cells, strict=True)))
-        table = _Table(self, shaped[0], heights[0])
         thead, tbody = Node("THead"), Node("TBody")
+        table = _Table(self, Node("Table", children=[thead, tbody]), shaped[0], heights[0])
         breaks, row_breaks = self._breaks("table"), self._breaks("tr")
         leaves = []
         for r, lines in enumerate(shaped):
@@ -593,7 +585,6 @@ class PlanLayout:
                 kind="head" if r == 0 else "row", core=offset + heights[r],
                 before=breaks["before"] if r == 0 else row_breaks["before"],
                 after=row_breaks["after"], table=table))
-        leaves[0].table_node = Node("Table", children=[thead, tbody])  # type: ignore[attr-defined]
         return leaves
 
     # ---- sections and pages -------------------------------------------------------------
@@ -619,7 +610,7 @@ class PlanLayout:
             elif isinstance(part, list):  # a table
                 for leaf in part:
                     add(leaf)
-                node.children.append(part[0].table_node)
+                node.children.append(part[0].table.node)
             else:  # a list: its margins collapse with its first and last item's
                 margins, items, role = part
                 pending.append(margins[0])

@@ -305,7 +305,7 @@ def proof_shape(calibration: dict[str, Any]) -> Shape:
     main face, the header identifiers on as many lines as they took there (a
     Spanish date of birth takes two in large print). A template of this shape
     is proved against the calibration."""
-    lines = calibration.get("header_lines", {})
+    lines = calibration["header_lines"]
     return tuple(((),) * lines.get(slot[3:], 1) if slot in HEADER_SLOTS else ((),)
                  for slot in TEXT_SLOTS)
 
