@@ -322,6 +322,43 @@ def test_a_restyled_stylesheet_is_followed_or_left_to_the_full_render(restyled):
     assert drawn_fast, "the fast path should derive this stylesheet's layout"
 
 
+# Break rules a hospital might add: keep the medicines table and the nurse's
+# list with what follows them. WeasyPrint then breaks earlier (inside the
+# table, or before the list's last item) where the next section must move.
+RESTYLED_BREAKS = """
+/* test: keep-with-next rules */
+.medicines-table { break-after: avoid; }
+ul { break-after: avoid; }
+"""
+
+
+@pytest.fixture(scope="module")
+def restyled_breaks(tmp_path_factory) -> Renderer:
+    folder = tmp_path_factory.mktemp("site-breaks") / "templates"
+    shutil.copytree(templates_dir(), folder)
+    with (folder / "print.css").open("a", encoding="utf-8") as fh:
+        fh.write(RESTYLED_BREAKS)
+    return Renderer(templates=folder)
+
+
+def test_break_rules_at_a_table_or_list_end_are_followed_or_left_to_the_full_render(
+        restyled_breaks):
+    """The break values at a table's or a list's end (the table's, the list's,
+    not only the last row's or item's) keep it with the next section: where
+    that section must move to the next page, the packet is rendered in full;
+    every packet drawn fast is drawn where the full render draws it (found in
+    review: a table's last rows stayed on the page the full render moved them
+    off)."""
+    paths = []
+    for medicines, items in itertools.product((0, 4, 8), (0, 2, 4, 6)):
+        data = record(**_broken_plan(medicines, items))
+        fast, full = both(restyled_breaks, data)
+        paths.append(fast.path)
+        if fast.path == "fast":
+            assert_same_by_position(fast.pdf, full.pdf)
+    assert "full" in paths and paths.count("fast") >= len(paths) // 2, paths
+
+
 def test_a_template_build_that_fails_falls_back_and_is_counted(tmp_path, monkeypatch, caplog):
     from myelo_docs.batch.run import run_batch
     from myelo_docs.render.fastpath import template as template_module

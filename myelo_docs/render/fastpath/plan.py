@@ -5,12 +5,16 @@ breaking and shaping by Pango (shaping.py).
 The model places blocks (headings, paragraphs, list items, table rows) one
 under another with CSS margin collapsing (the largest of adjoining margins).
 A section that does not fit is broken before the last block that fits where
-the stylesheet's break-before/after values allow it (never inside a row or an
-item: ``break-inside: avoid``; never right after a table's header row), and
-goes on at the next page's top (a table with its header row again, as an
-artifact); with no such place, it moves whole to the next page, where its
-leading margins are dropped or kept as WeasyPrint does. Sections the
-stylesheet keeps whole (``break-inside: avoid``) only move.
+the break-before/after values at the blocks' edges allow it (never inside a
+row or an item: ``break-inside: avoid``; never right after a table's header
+row), and goes on at the next page's top (a table with its header row again,
+as an artifact); with no such place, it moves whole to the next page, where
+its leading margins are dropped or kept as WeasyPrint does. Sections the
+stylesheet keeps whole (``break-inside: avoid``) only move. The values at an
+edge are those WeasyPrint weighs there: a table's own with its last row's, a
+list's with its last item's, the plan's with what ends before it. A section
+kept with the one before it that must move is Unsure: WeasyPrint would break
+earlier, inside the section before.
 
 Where a broken section goes on, and every rule above, is measured and proved
 when a template is built (``verify``): on the calibration plan, and on a plan
@@ -137,17 +141,20 @@ def measure_plan(document: Any) -> dict[str, Any]:
 
     found: dict[str, Any] = {}
     sections: list[tuple[int, Any]] = []
+    before_plan: list[str] | None = None  # the break values where the plan begins
     for index, page in enumerate(document.pages):
-        for box, _ in measure.walk(page._page_box):
+        for box, parents in measure.walk(page._page_box):
             if measure.tag(box) == "div" and "plan" in measure.classes(box):
                 if box.padding_top or box.border_top_width:
                     raise Unsure("padding or a border around the plan")
+                if before_plan is None:
+                    before_plan = _before_plan(document, index, box, parents)
                 sections += [(index, s) for s in box.children if measure.tag(s) == "section"]
-    if not sections:
+    if not sections or before_plan is None:
         raise Unsure("no plan in the calibration packet")
     whole: dict[str, bool] = {}
     order: list[Any] = []  # each section's element once, in order
-    breaks: dict[str, dict[str, str]] = {}
+    breaks: dict[str, dict[str, list[str]]] = {}
     continued: dict[str, float] = {}
     # A box broken over pages has its top margin on its first part and its
     # bottom margin (and a table its bottom border) on its last.
@@ -179,7 +186,7 @@ def measure_plan(document: Any) -> dict[str, Any]:
                 top, bottom = found[key]["margins"]
                 found[key]["margins"] = (max(top, child.margin_top), bottom)
             elif kind == "ul":
-                _break_values(breaks, "ul", child)
+                _break_values(breaks, "ul", child, chain=False)
                 last = [e for e in child.element if e.tag == "li"][-1]  # in the source
                 for item in child.children:
                     if measure.tag(item) == "li":
@@ -187,7 +194,7 @@ def measure_plan(document: Any) -> dict[str, Any]:
                 if "li" not in found:
                     found["li"] = _list_item(child)
                 _collect(parts, "ul", child)
-            elif kind == "table":
+            elif kind == "table":  # from the table down to its header row, up from its last row
                 _break_values(breaks, "table", child)
                 for group in _table_box(child).children:
                     if measure.tag(group) == "tbody":
@@ -228,6 +235,7 @@ def measure_plan(document: Any) -> dict[str, Any]:
         "margins_kept": kept,
     }
     found["whole"] = whole
+    breaks["plan"] = {"before": before_plan, "after": []}  # what the plan's first leaf meets
     found["breaks"] = breaks
     found["continued"] = continued
     found["calibration_lines"] = [
@@ -238,13 +246,40 @@ def measure_plan(document: Any) -> dict[str, Any]:
     return found
 
 
-def _break_values(breaks: dict[str, dict[str, str]], kind: str, box: Any) -> None:
-    """A kind of block's break-before and -after; "?" where its blocks differ."""
-    values = {"before": box.style["break_before"], "after": box.style["break_after"]}
+def _break_values(breaks: dict[str, dict[str, list[str]]], kind: str, box: Any,
+                  chain: bool = True) -> None:
+    """A kind of block's break-before and -after values: with ``chain``, those
+    WeasyPrint weighs at its edges (its own and those of the first or last
+    boxes down inside it), else its own only; ["?"] where its blocks differ."""
+    values = {side: sorted(set(_edge(box, side) if chain else [box.style[f"break_{side}"]]))
+              for side in ("before", "after")}
     known = breaks.setdefault(kind, values)
     for side, value in values.items():
         if known[side] != value:
-            known[side] = "?"
+            known[side] = ["?"]
+
+
+def _edge(box: Any, side: str) -> list[str]:
+    from weasyprint.layout.block import _add_break_values
+
+    return list(_add_break_values(box, side))
+
+
+def _before_plan(document: Any, index: int, plan: Any, parents: tuple[Any, ...]) -> list[str]:
+    """The break values between the plan and what comes before it: the
+    break-after values at the end of the box before it (on this page or,
+    when the plan begins the page, on the page before) and the plan's own
+    break-before (its sections' are checked to be auto)."""
+    parent = parents[-1]
+    earlier = parent.children[:parent.children.index(plan)]
+    if not earlier and index:  # the parent's part on the page before
+        for box, _ in measure.walk(document.pages[index - 1]._page_box):
+            if getattr(box, "element", None) is parent.element and box.children \
+                    and measure.tag(box) == measure.tag(parent):
+                earlier = box.children
+    if not earlier:
+        raise Unsure("nothing before the plan to measure a break from")
+    return sorted(set(_edge(earlier[-1], "after") + [plan.style["break_before"]]))
 
 
 def _table_box(wrapper: Any) -> Any:
@@ -371,8 +406,9 @@ def _rgb(colour: Sequence[float], op: bytes = b"rg") -> bytes:
     return b"%.6f %.6f %.6f %s\n" % (*colour, op)
 
 
-def _avoid(*values: str) -> bool:
-    """Whether these break values (one side's each) keep two blocks together."""
+def _avoid(*sides: Sequence[str]) -> bool:
+    """Whether the break values at two blocks' facing edges keep them together."""
+    values = [v for side in sides for v in side]
     if any(v not in ("auto", "avoid", "avoid-page") for v in values):
         raise Unsure("break rules the plan model does not follow")
     return any(v != "auto" for v in values)
@@ -390,7 +426,8 @@ class _Leaf:
     node's children and returns the lines drawn."""
 
     def __init__(self, margins: Sequence[float], height: float, node: Node, draw: Any,
-                 kind: str = "block", before: str = "auto", after: str = "auto",
+                 kind: str = "block", before: Sequence[str] = ("auto",),
+                 after: Sequence[str] = ("auto",),
                  core: float | None = None, table: _Table | None = None,
                  splittable: bool = False):
         self.margins = margins
@@ -499,8 +536,8 @@ class PlanLayout:
             seen.append((line.text, x, y))
         return spans, seen
 
-    def _breaks(self, kind: str) -> dict[str, str]:
-        return self.g.get("breaks", {}).get(kind, {"before": "?", "after": "?"})
+    def _breaks(self, kind: str) -> dict[str, list[str]]:
+        return self.g.get("breaks", {}).get(kind, {"before": ["?"], "after": ["?"]})
 
     def text(self, kind: str, text: str, role: str) -> _Leaf:
         block = self.g[kind]
@@ -535,11 +572,13 @@ class PlanLayout:
                 node.children[1].children = spans
                 return [(marker_lines[0].text, x, top + marker["base"]), *seen]
 
-            breaks = last if index == len(texts) - 1 else li
-            before = breaks["before"] if index else (
-                "avoid" if _avoid(ul["before"], breaks["before"]) else "auto")  # the list's edge
+            end = index == len(texts) - 1
+            breaks = last if end else li
+            # the list's own values at its first and last item's edges
+            before = [*breaks["before"], *(ul["before"] if index == 0 else [])]
+            after = [*breaks["after"], *(ul["after"] if end else [])]
             leaves.append(_Leaf(block["margins"], block["top"] + len(lines) * block["pitch"],
-                                node, draw, kind="li", before=before, after=breaks["after"]))
+                                node, draw, kind="li", before=before, after=after))
         return leaves
 
     def table(self, head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[_Leaf]:
@@ -584,7 +623,7 @@ class PlanLayout:
                 offset + heights[r] + (t["tail"] if last else 0.0), tr, draw,
                 kind="head" if r == 0 else "row", core=offset + heights[r],
                 before=breaks["before"] if r == 0 else row_breaks["before"],
-                after=row_breaks["after"], table=table))
+                after=breaks["after"] if last else row_breaks["after"], table=table))
         return leaves
 
     # ---- sections and pages -------------------------------------------------------------
@@ -645,7 +684,7 @@ class PlanLayout:
         cursor, pending = start[1], None  # pending: margins waiting above the next leaf
         empty = abs(start[1] - tops[page]) < measure.EPSILON  # nothing above on this page
         carry: tuple[list[tuple[str, float, float]], bytes] = ([], b"")  # a table's head again
-        previous_after = "auto"  # what comes before the plan allows a break (the template's)
+        previous_after = self._breaks("plan")["before"]  # the template's, above the plan
 
         def new_page() -> None:
             nonlocal page, empty
