@@ -169,6 +169,7 @@ EXPECTED = {
         "needle": "The doctor usually puts the needle in your lower back.",
         "neck": "For the neck pictures, your head will be lower than your feet.",
         "home": "Watch your arms and hands, and your legs and feet, for numbness",
+        "caption": "The shading shows what this test looks at: your neck and your lower back.",
     },
     "es": {
         "title": "Mielografía cervical y lumbar",
@@ -177,6 +178,8 @@ EXPECTED = {
         "needle": "Por lo general, el médico pone la aguja en la parte baja de la espalda.",
         "neck": "Para las fotos del cuello, su cabeza quedará más baja que los pies.",
         "home": "Fíjese si siente los brazos, las manos, las piernas o los pies dormidos",
+        "caption": "Lo sombreado muestra lo que mira esta prueba: el cuello y la parte baja de "
+                   "la espalda.",
     },
 }
 
@@ -189,6 +192,7 @@ def test_packet_names_both_parts_the_needle_and_every_body_part(two_parts, langu
         assert sentence in whole, key
     # No sentence of a one-part packet that would contradict the other part.
     assert "Watch your legs and feet for numbness" not in whole
+    assert "shaded part is the part" not in whole  # the drawing shades two parts
     types = load_content(language).data["types"]
     assert types["cervical+lumbar"]["spine_alt"] in figure_alts(document.pdf)
     info = PdfReader(io.BytesIO(document.pdf)).metadata
