@@ -295,13 +295,18 @@ html { font-size: 13pt; }
 """
 
 
-@pytest.fixture(scope="module")
-def restyled(tmp_path_factory) -> Renderer:
+def restyled_renderer(tmp_path_factory, css: str) -> Renderer:
+    """A renderer of a copy of the templates whose stylesheet ends with css."""
     folder = tmp_path_factory.mktemp("site") / "templates"
     shutil.copytree(templates_dir(), folder)
     with (folder / "print.css").open("a", encoding="utf-8") as fh:
-        fh.write(RESTYLED)
+        fh.write(css)
     return Renderer(templates=folder)
+
+
+@pytest.fixture(scope="module")
+def restyled(tmp_path_factory) -> Renderer:
+    return restyled_renderer(tmp_path_factory, RESTYLED)
 
 
 def test_a_restyled_stylesheet_is_followed_or_left_to_the_full_render(restyled):
@@ -334,11 +339,7 @@ ul { break-after: avoid; }
 
 @pytest.fixture(scope="module")
 def restyled_breaks(tmp_path_factory) -> Renderer:
-    folder = tmp_path_factory.mktemp("site-breaks") / "templates"
-    shutil.copytree(templates_dir(), folder)
-    with (folder / "print.css").open("a", encoding="utf-8") as fh:
-        fh.write(RESTYLED_BREAKS)
-    return Renderer(templates=folder)
+    return restyled_renderer(tmp_path_factory, RESTYLED_BREAKS)
 
 
 def test_break_rules_at_a_table_or_list_end_are_followed_or_left_to_the_full_render(
