@@ -360,6 +360,44 @@ def test_break_rules_at_a_table_or_list_end_are_followed_or_left_to_the_full_ren
     assert "full" in paths and paths.count("fast") >= len(paths) // 2, paths
 
 
+_SENTENCE = ("Take one tablet with water in the morning and one with food in the evening "
+             "unless your doctor says to stop and then call the clinic on the number below")
+_WORDS = _SENTENCE.split(" ")
+
+
+def _long(count: int, start: int = 0) -> str:
+    return " ".join((_WORDS * 4)[start:start + count])
+
+
+# Rules that give some items or rows other break values than the rest (by
+# their place, or alone in their list), or let them break inside: each with a
+# plan that drew a packet the full render draws otherwise before the model
+# learnt them (found in review).
+BY_PLACE = [
+    ("li:first-child { break-before: avoid; }", False, _broken_plan(6, 6)),
+    ("li:only-child { break-after: avoid; }", False,
+     {**_broken_plan(6, 0), "instructions": [f"Itemzero 0: {_long(25)}"]}),
+    ("tr:only-child { break-after: avoid; }", True,
+     {"medications": [{"name": "Medzero 0", "instruction": _long(25)}],
+      "instructions": _broken_plan(0, 6)["instructions"]}),
+    (".medicines-table tr { break-inside: auto; }", False,
+     {"medications": [{"name": f"Medzero {k}", "instruction": _long(45, k)[:270]}
+                      for k in range(11)], "instructions": []}),
+]
+
+
+@pytest.mark.parametrize("css,large,plan", BY_PLACE, ids=[c.split("{")[0].strip()
+                                                         for c, _, _ in BY_PLACE])
+def test_break_rules_by_place_or_inside_are_followed_or_left_to_the_full_render(
+        tmp_path_factory, css, large, plan):
+    renderer = restyled_renderer(tmp_path_factory, css)
+    fast, full = both(renderer, record(large_print=large, **plan))
+    if css.startswith("li:first-child"):  # measured on first items: followed, not refused
+        assert fast.path == "fast"
+    if fast.path == "fast":
+        assert_same_by_position(fast.pdf, full.pdf)
+
+
 def test_a_template_build_that_fails_falls_back_and_is_counted(tmp_path, monkeypatch, caplog):
     from myelo_docs.batch.run import run_batch
     from myelo_docs.render.fastpath import template as template_module

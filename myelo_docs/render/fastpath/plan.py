@@ -12,9 +12,11 @@ as an artifact); with no such place, it moves whole to the next page, where
 its leading margins are dropped or kept as WeasyPrint does. Sections the
 stylesheet keeps whole (``break-inside: avoid``) only move. The values at an
 edge are those WeasyPrint weighs there: a table's own with its last row's, a
-list's with its last item's, the plan's with what ends before it. A section
+list's with its last item's, the plan's with what ends before it; an item's
+or a row's by its place (first, middle, last, alone: check_alone). A section
 kept with the one before it that must move is Unsure: WeasyPrint would break
-earlier, inside the section before.
+earlier, inside the section before. So is an item or a row the stylesheet
+lets break inside, near a page end.
 
 Where a broken section goes on, and every rule above, is measured and proved
 when a template is built (``verify``): on the calibration plan, and on a plan
@@ -82,7 +84,11 @@ def _split_plan(shift: int) -> dict[str, Any]:
 SPLIT_CALIBRATION_PLANS = (_split_plan(0), _split_plan(4))
 
 # The measured blocks (measure_plan's keys) a plan's model is made of.
-BLOCKS = ("section", "h2", "p", "note", "follow_up_text", "ul", "li", "table", "breaks")
+BLOCKS = ("section", "h2", "p", "note", "follow_up_text", "ul", "li", "table")
+# Items and rows by position (a stylesheet may give first, middle and last
+# ones other break values): the calibration plan has first and last ones,
+# the long plan middle ones too.
+POSITIONS = ("first", "middle", "last")
 
 # ---- the model's output -------------------------------------------------------------------
 
@@ -187,19 +193,25 @@ def measure_plan(document: Any) -> dict[str, Any]:
                 found[key]["margins"] = (max(top, child.margin_top), bottom)
             elif kind == "ul":
                 _break_values(breaks, "ul", child, chain=False)
-                last = [e for e in child.element if e.tag == "li"][-1]  # in the source
+                source = [e for e in child.element if e.tag == "li"]
                 for item in child.children:
                     if measure.tag(item) == "li":
-                        _break_values(breaks, "li_last" if item.element is last else "li", item)
+                        kind = "li_" + _position(source, item.element)
+                        _break_values(breaks, kind, item)
+                        _splits(breaks, kind, item, [b for b in item.children
+                                                     if isinstance(b, boxes.BlockBox)])
                 if "li" not in found:
                     found["li"] = _list_item(child)
                 _collect(parts, "ul", child)
-            elif kind == "table":  # from the table down to its header row, up from its last row
-                _break_values(breaks, "table", child)
+            elif kind == "table":  # from the table down to its header row; up to its body
+                _break_values(breaks, "table", child, skip_after=_last_row(child))
                 for group in _table_box(child).children:
                     if measure.tag(group) == "tbody":
+                        source = [e for e in group.element if e.tag == "tr"]
                         for row in group.children:
-                            _break_values(breaks, "tr", row)
+                            kind = "tr_" + _position(source, row.element)
+                            _break_values(breaks, kind, row)
+                            _splits(breaks, kind, row, row.children)
                 if "table" not in found:
                     found["table"] = _table(child)
                 _collect(parts, "table", child)
@@ -210,7 +222,7 @@ def measure_plan(document: Any) -> dict[str, Any]:
         found.setdefault(key, {})["margins"] = margins
     if "table" in parts:
         found["table"]["tail"] = _tail(parts["table"][-1])
-    missing = set(BLOCKS) - {"breaks"} - set(found)
+    missing = set(BLOCKS) - set(found)
     if missing:
         raise Unsure("the calibration plan lacks " + ", ".join(sorted(missing)))
     first_page = sections[0][0]
@@ -246,17 +258,124 @@ def measure_plan(document: Any) -> dict[str, Any]:
     return found
 
 
-def _break_values(breaks: dict[str, dict[str, list[str]]], kind: str, box: Any,
-                  chain: bool = True) -> None:
+def _break_values(breaks: dict[str, dict[str, list[Any]]], kind: str, box: Any,
+                  chain: bool = True, skip_after: Any = None) -> None:
     """A kind of block's break-before and -after values: with ``chain``, those
     WeasyPrint weighs at its edges (its own and those of the first or last
-    boxes down inside it), else its own only; ["?"] where its blocks differ."""
-    values = {side: sorted(set(_edge(box, side) if chain else [box.style[f"break_{side}"]]))
-              for side in ("before", "after")}
-    known = breaks.setdefault(kind, values)
+    boxes down inside it, up to skip_after's), else its own only; ["?"] where
+    its blocks differ."""
+    values = {}
+    for side in ("before", "after"):
+        edge = _edge(box, side) if chain else [box.style[f"break_{side}"]]
+        if side == "after" and skip_after is not None:
+            edge = edge[len(_edge(skip_after, side)):]
+        values[side] = sorted(set(edge))
+    _learn(breaks, kind, values)
+
+
+def _learn(breaks: dict[str, dict[str, list[Any]]], kind: str,
+           values: dict[str, list[Any]]) -> None:
+    known = breaks.setdefault(kind, {})
     for side, value in values.items():
-        if known[side] != value:
+        if known.setdefault(side, value) != value:
             known[side] = ["?"]
+
+
+def merge_breaks(a: dict[str, dict[str, list[Any]]], b: dict[str, dict[str, list[Any]]]
+                 ) -> dict[str, dict[str, list[Any]]]:
+    """Two layouts' break values in one: ["?"] where they differ."""
+    merged = {kind: dict(values) for kind, values in a.items()}
+    for kind, values in b.items():
+        _learn(merged, kind, values)
+    return merged
+
+
+# A plan with one medicine and one instruction: what a row or an item alone
+# in its table or list has (a stylesheet may say so with :only-child).
+ALONE_PLAN = {"medications": [{"name": "Alone", "instruction": "Take one."}],
+              "instructions": ["Rest today."], "follow_up": "Spine clinic in two weeks."}
+
+
+def check_alone(breaks: dict[str, dict[str, list[Any]]], root: Any, style_for: Any) -> None:
+    """Where an item or a row alone (ALONE_PLAN's, with WeasyPrint's computed
+    styles: root and style_for from Renderer.computed_styles) keeps with its
+    neighbours or may break inside otherwise than the model's values for one
+    alone say, those become unknown ("?"): such packets go to the full render."""
+    for kind, section, tag in (("li", "nurse-instructions", "li"), ("tr", "medicines", "tr")):
+        found = [e for s in root.iter("section") if section in (s.get("class") or "").split()
+                 for e in s.iter(tag) if tag == "li" or e.find("td") is not None]
+        if len(found) != 1:
+            raise Unsure("a plan of one medicine and one instruction of another shape")
+        element = found[0]
+        own = style_for(element)
+        parts = [style_for(c) for c in element if c.tag == "td"] or [own]
+        model = _by_position(breaks, kind, 0, 1)
+        agrees = True
+        for side in ("before", "after"):
+            wanted = own[f"break_{side}"]
+            values = model[side]
+            agrees &= "?" not in values and (
+                (wanted != "auto") == any(v != "auto" for v in values))
+        avoid = own["break_inside"] in ("avoid", "avoid-page") or any(
+            p["break_inside"] in ("avoid", "avoid-page") for p in parts)
+        agrees &= model["inside"] == [0 if avoid else min(
+            p["orphans"] + p["widows"] for p in parts)]
+        if not agrees:
+            for side in ("before", "after", "inside"):
+                breaks.setdefault(f"{kind}_alone", {})[side] = ["?"]
+
+
+def _breaks_of(breaks: dict[str, dict[str, list[Any]]], kind: str) -> dict[str, list[Any]]:
+    """A kind's measured break values; ["?"] (unknown) for what was not measured."""
+    unknown: dict[str, list[Any]] = {"before": ["?"], "after": ["?"], "inside": ["?"]}
+    return {**unknown, **breaks.get(kind, {})}
+
+
+def _by_position(breaks: dict[str, dict[str, list[Any]]], kind: str, index: int,
+                 count: int) -> dict[str, list[Any]]:
+    """An item's or a row's break values by its place among count. One alone
+    is first and last: where only one of the two has values other than a
+    middle one's, it has those; where both have, the cascade between their
+    rules is not known here: ["?"]. check_alone may have found otherwise."""
+    first, middle, last = (_breaks_of(breaks, f"{kind}_{p}") for p in POSITIONS)
+    if count > 1:
+        return first if index == 0 else last if index == count - 1 else middle
+    if f"{kind}_alone" in breaks:
+        return _breaks_of(breaks, f"{kind}_alone")
+    alone = {}
+    for side in ("before", "after", "inside"):
+        differs = [v[side] for v in (first, last) if v[side] != middle[side]]
+        alone[side] = (middle[side] if not differs else differs[0]
+                       if len(differs) == 1 and "?" not in middle[side] else ["?"])
+    return alone
+
+
+def _position(source: list[Any], element: Any) -> str:
+    """first, middle or last among its siblings in the source (a list of one
+    is first; the model does not rely on it, see _by_position)."""
+    index = source.index(element)
+    return "first" if index == 0 else "last" if index == len(source) - 1 else "middle"
+
+
+def _last_row(wrapper: Any) -> Any:
+    groups = [g for g in _table_box(wrapper).children if measure.tag(g) == "tbody"]
+    if not groups or not groups[-1].children:
+        raise Unsure("a table of an unexpected shape")
+    return groups[-1].children[-1]
+
+
+def _splits(breaks: dict[str, dict[str, list[Any]]], kind: str, box: Any,
+            blocks: list[Any]) -> None:
+    """From how many lines WeasyPrint may break an item or a row across pages
+    (orphans + widows of its blocks, the fewest); 0: never (break-inside:
+    avoid on it or on one of its blocks)."""
+    avoid = ("avoid", "avoid-page")
+    if box.style["break_inside"] in avoid or any(b.style["break_inside"] in avoid
+                                                  for b in blocks):
+        value = 0
+    else:
+        value = min((b.style["orphans"] + b.style["widows"] for b in blocks), default=0)
+    _learn(breaks, kind, {"inside": [value]})
 
 
 def _edge(box: Any, side: str) -> list[str]:
@@ -439,7 +558,7 @@ class _Leaf:
         self.before = before
         self.after = after
         self.table = table
-        self.splittable = splittable  # a paragraph WeasyPrint may break between its lines
+        self.splittable = splittable  # WeasyPrint may break it between its lines
 
 
 class _Table:
@@ -536,8 +655,14 @@ class PlanLayout:
             seen.append((line.text, x, y))
         return spans, seen
 
-    def _breaks(self, kind: str) -> dict[str, list[str]]:
-        return self.g.get("breaks", {}).get(kind, {"before": ["?"], "after": ["?"]})
+    def _breaks(self, kind: str) -> dict[str, list[Any]]:
+        return _breaks_of(self.g.get("breaks", {}), kind)
+
+    @staticmethod
+    def _splittable(breaks: dict[str, list[Any]], lines: int) -> bool:
+        """Whether WeasyPrint may break this item or row across pages."""
+        inside = breaks["inside"]
+        return inside != [0] and ("?" in inside or 0 < inside[0] <= lines)
 
     def text(self, kind: str, text: str, role: str) -> _Leaf:
         block = self.g[kind]
@@ -557,7 +682,7 @@ class PlanLayout:
         block = self.g["li"]
         marker = block["marker"]
         marker_lines = self.shaper.lines(marker["text"], self._style(marker["style"]), None)
-        ul, li, last = self._breaks("ul"), self._breaks("li"), self._breaks("li_last")
+        ul = self._breaks("ul")
         leaves = []
         for index, text in enumerate(texts):
             lines = self._lines(text, block)
@@ -572,13 +697,13 @@ class PlanLayout:
                 node.children[1].children = spans
                 return [(marker_lines[0].text, x, top + marker["base"]), *seen]
 
-            end = index == len(texts) - 1
-            breaks = last if end else li
+            breaks = _by_position(self.g.get("breaks", {}), "li", index, len(texts))
             # the list's own values at its first and last item's edges
             before = [*breaks["before"], *(ul["before"] if index == 0 else [])]
-            after = [*breaks["after"], *(ul["after"] if end else [])]
+            after = [*breaks["after"], *(ul["after"] if index == len(texts) - 1 else [])]
             leaves.append(_Leaf(block["margins"], block["top"] + len(lines) * block["pitch"],
-                                node, draw, kind="li", before=before, after=after))
+                                node, draw, kind="li", before=before, after=after,
+                                splittable=self._splittable(breaks, len(lines))))
         return leaves
 
     def table(self, head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[_Leaf]:
@@ -596,7 +721,7 @@ class PlanLayout:
                 len(ls) * cell["pitch"] for ls, cell in zip(lines, cells, strict=True)))
         thead, tbody = Node("THead"), Node("TBody")
         table = _Table(self, Node("Table", children=[thead, tbody]), shaped[0], heights[0])
-        breaks, row_breaks = self._breaks("table"), self._breaks("tr")
+        breaks = self._breaks("table")
         leaves = []
         for r, lines in enumerate(shaped):
             kind = "head" if r == 0 else "body"
@@ -618,12 +743,15 @@ class PlanLayout:
                 return seen
 
             last = r == len(shaped) - 1
+            row_breaks = (_by_position(self.g.get("breaks", {}), "tr", r - 1, len(rows)) if r else
+                          {"before": [], "after": [], "inside": [0]})  # the head: the table's
             leaves.append(_Leaf(
                 (t["margins"][0] if r == 0 else 0.0, t["margins"][1] if last else 0.0),
                 offset + heights[r] + (t["tail"] if last else 0.0), tr, draw,
                 kind="head" if r == 0 else "row", core=offset + heights[r],
                 before=breaks["before"] if r == 0 else row_breaks["before"],
-                after=breaks["after"] if last else row_breaks["after"], table=table))
+                after=[*row_breaks["after"], *(breaks["after"] if last else [])], table=table,
+                splittable=self._splittable(row_breaks, max(map(len, lines)))))
         return leaves
 
     # ---- sections and pages -------------------------------------------------------------
@@ -738,7 +866,7 @@ class PlanLayout:
                 # overflows, or one before a break it must avoid): not modelled.
                 if not self.g["whole"].get(section.name, False) and any(
                         leaf.splittable for leaf in leaves[first:overflow + 1]):
-                    raise Unsure("a paragraph that may break across pages")
+                    raise Unsure("a block that may break across pages")
                 cut = next((m for m in range(overflow, first, -1)
                             if self._allowed(section, leaves[m - 1], leaves[m])), None)
                 if cut is None:

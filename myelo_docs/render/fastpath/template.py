@@ -253,6 +253,12 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
             # Where broken sections go on, if the long plan's blocks measured the same.
             if split and all(_same(split[k], geometry[k]) for k in plan.BLOCKS):
                 geometry["continued"] = {**split["continued"], **geometry["continued"]}
+            # Break values by item and row position: the long plan has middle ones.
+            geometry["breaks"] = plan.merge_breaks(geometry["breaks"],
+                                                   split["breaks"] if split else {})
+            plan.check_alone(geometry["breaks"], *renderer.computed_styles(
+                "packet.html.j2", {**context, "patient": {**patient, **plan.ALONE_PLAN}},
+                language))
             plan.verify(geometry, shaper, labels, calibration_plan)
             break
         except Unsure:
