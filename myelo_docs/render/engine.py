@@ -257,11 +257,7 @@ class Renderer:
         """WeasyPrint's layout of a template (a weasyprint Document: its pages'
         box trees, ready for write_pdf). Used by the full render and, to build
         and measure its templates, by the fast path."""
-        from weasyprint import HTML
-
-        markup = self.env.get_template(template).render(context)
-        html = HTML(string=markup, base_url=self.templates.as_uri() + "/",
-                    url_fetcher=self.fetcher)
+        html = self._html(template, context)
         stylesheets = [*self.stylesheets, self.language_css(language)]
         with _GLYPH_WATCH.watching() as missing:
             document = html.render(stylesheets=stylesheets, font_config=self.font_config,
@@ -277,19 +273,23 @@ class Renderer:
         _refuse_missing(missing)
         return document
 
+    def _html(self, template: str, context: dict[str, Any]) -> Any:
+        from weasyprint import HTML
+
+        return HTML(string=self.env.get_template(template).render(context),
+                    base_url=self.templates.as_uri() + "/", url_fetcher=self.fetcher)
+
     def computed_styles(self, template: str, context: dict[str, Any], language: str
                         ) -> tuple[Any, Any]:
         """WeasyPrint's cascade of a template, without layout (about 30 ms for a
         packet): its root element (ElementTree) and ``style_for(element)``, the
         computed style. The fast path asks it what a block alone in its list
         or table would have, which no calibration lays out."""
-        from weasyprint import DEFAULT_OPTIONS, HTML
+        from weasyprint import DEFAULT_OPTIONS
         from weasyprint.css.counters import CounterStyle
         from weasyprint.document import Document
 
-        markup = self.env.get_template(template).render(context)
-        html = HTML(string=markup, base_url=self.templates.as_uri() + "/",
-                    url_fetcher=self.fetcher)
+        html = self._html(template, context)
         options = {**DEFAULT_OPTIONS, "presentational_hints": False,
                    "stylesheets": [*self.stylesheets, self.language_css(language)]}
         layout_context = Document._build_layout_context(html, self.font_config, CounterStyle(),

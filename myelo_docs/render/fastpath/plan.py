@@ -297,32 +297,31 @@ ALONE_PLAN = {"medications": [{"name": "Alone", "instruction": "Take one."}],
 
 
 def check_alone(breaks: dict[str, dict[str, list[Any]]], root: Any, style_for: Any) -> None:
-    """Where an item or a row alone (ALONE_PLAN's, with WeasyPrint's computed
-    styles: root and style_for from Renderer.computed_styles) keeps with its
-    neighbours or may break inside otherwise than the model's values for one
-    alone say, those become unknown ("?"): such packets go to the full render."""
+    """The break values of an item or a row alone in its list or table
+    (``li_alone``, ``tr_alone``), from its first and last ones': where only
+    one of the two has values other than a middle one's, it has those. Kept
+    where WeasyPrint's computed styles of ALONE_PLAN's (root and style_for
+    from Renderer.computed_styles) keep with neighbours and break inside as
+    they say; else unknown ("?"): such packets go to the full render."""
     for kind, section, tag in (("li", "nurse-instructions", "li"), ("tr", "medicines", "tr")):
         found = [e for s in root.iter("section") if section in (s.get("class") or "").split()
                  for e in s.iter(tag) if tag == "li" or e.find("td") is not None]
         if len(found) != 1:
             raise Unsure("a plan of one medicine and one instruction of another shape")
-        element = found[0]
-        own = style_for(element)
-        parts = [style_for(c) for c in element if c.tag == "td"] or [own]
-        model = _by_position(breaks, kind, 0, 1)
-        agrees = True
-        for side in ("before", "after"):
-            wanted = own[f"break_{side}"]
-            values = model[side]
-            agrees &= "?" not in values and (
-                (wanted != "auto") == any(v != "auto" for v in values))
-        avoid = own["break_inside"] in ("avoid", "avoid-page") or any(
-            p["break_inside"] in ("avoid", "avoid-page") for p in parts)
-        agrees &= model["inside"] == [0 if avoid else min(
+        first, middle, last = (_breaks_of(breaks, f"{kind}_{p}") for p in POSITIONS)
+        alone = {}
+        for side in ("before", "after", "inside"):
+            differs = [v[side] for v in (first, last) if v[side] != middle[side]]
+            alone[side] = (middle[side] if not differs else differs[0]
+                           if len(differs) == 1 and "?" not in middle[side] else ["?"])
+        own = style_for(found[0])
+        parts = [style_for(c) for c in found[0] if c.tag == "td"] or [own]
+        agrees = all("?" not in alone[side] and (own[f"break_{side}"] != "auto") == any(
+            v != "auto" for v in alone[side]) for side in ("before", "after"))
+        avoid = any(p["break_inside"] in ("avoid", "avoid-page") for p in (own, *parts))
+        agrees &= alone["inside"] == [0 if avoid else min(
             p["orphans"] + p["widows"] for p in parts)]
-        if not agrees:
-            for side in ("before", "after", "inside"):
-                breaks.setdefault(f"{kind}_alone", {})[side] = ["?"]
+        breaks[f"{kind}_alone"] = alone if agrees else {side: ["?"] for side in alone}
 
 
 def _breaks_of(breaks: dict[str, dict[str, list[Any]]], kind: str) -> dict[str, list[Any]]:
@@ -333,26 +332,17 @@ def _breaks_of(breaks: dict[str, dict[str, list[Any]]], kind: str) -> dict[str, 
 
 def _by_position(breaks: dict[str, dict[str, list[Any]]], kind: str, index: int,
                  count: int) -> dict[str, list[Any]]:
-    """An item's or a row's break values by its place among count. One alone
-    is first and last: where only one of the two has values other than a
-    middle one's, it has those; where both have, the cascade between their
-    rules is not known here: ["?"]. check_alone may have found otherwise."""
-    first, middle, last = (_breaks_of(breaks, f"{kind}_{p}") for p in POSITIONS)
-    if count > 1:
-        return first if index == 0 else last if index == count - 1 else middle
-    if f"{kind}_alone" in breaks:
+    """An item's or a row's break values by its place among count (first,
+    middle, last; alone: check_alone's)."""
+    if count == 1:
         return _breaks_of(breaks, f"{kind}_alone")
-    alone = {}
-    for side in ("before", "after", "inside"):
-        differs = [v[side] for v in (first, last) if v[side] != middle[side]]
-        alone[side] = (middle[side] if not differs else differs[0]
-                       if len(differs) == 1 and "?" not in middle[side] else ["?"])
-    return alone
+    place = "first" if index == 0 else "last" if index == count - 1 else "middle"
+    return _breaks_of(breaks, f"{kind}_{place}")
 
 
 def _position(source: list[Any], element: Any) -> str:
-    """first, middle or last among its siblings in the source (a list of one
-    is first; the model does not rely on it, see _by_position)."""
+    """first, middle or last among its siblings in the source (one alone is
+    first; check_alone gives what the model uses for it)."""
     index = source.index(element)
     return "first" if index == 0 else "last" if index == len(source) - 1 else "middle"
 

@@ -245,6 +245,8 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
         "nurse_instructions_title", "follow_up_title", "results_note")}
     patient = {**p, "dob": dob, "procedure_date": day}
     split = _split_calibration(renderer, shaper, context, patient, labels, language)
+    alone = renderer.computed_styles(
+        "packet.html.j2", {**context, "patient": {**patient, **plan.ALONE_PLAN}}, language)
     for calibration_plan in (plan.CALIBRATION_PLAN, plan.SMALL_CALIBRATION_PLAN):
         context.update(patient={**patient, **calibration_plan})
         document = renderer.layout("packet.html.j2", context, language)
@@ -256,9 +258,7 @@ def calibrate(renderer: Any, shaper: Shaper, type_name: str, language: str,
             # Break values by item and row position: the long plan has middle ones.
             geometry["breaks"] = plan.merge_breaks(geometry["breaks"],
                                                    split["breaks"] if split else {})
-            plan.check_alone(geometry["breaks"], *renderer.computed_styles(
-                "packet.html.j2", {**context, "patient": {**patient, **plan.ALONE_PLAN}},
-                language))
+            plan.check_alone(geometry["breaks"], *alone)
             plan.verify(geometry, shaper, labels, calibration_plan)
             break
         except Unsure:
