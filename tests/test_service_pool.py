@@ -220,17 +220,36 @@ def test_a_replacement_that_fails_to_start_is_tried_again(steady, caplog):
 def test_workers_are_recycled_once_fresh_ones_are_warm(steady, caplog):
     caplog.set_level(logging.INFO, logger="myelo_docs.service")
     before = set(steady.processes())
-    steady.recycle_after = 1
+    # Capacity is watched throughout: a recycle never takes a warm worker away
+    # before its fresh one is ready. (How far the fresh one has got when the
+    # render returns depends on the machine's load; a warm-up takes about as long
+    # as one packet, so it is not asserted.)
+    seen: list[dict] = []
+    watching = threading.Event()
+    watching.set()
+
+    def watch() -> None:
+        while watching.is_set():
+            seen.append(steady.health())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
+        steady.recycle_after = 1
+        try:
+            assert_packet(asyncio.run(steady.render("packet", BASE_RECORD, 30)))
+        finally:
+            steady.recycle_after = 500
+        # Meanwhile the old workers serve: nobody waits for the cold one.
         assert_packet(asyncio.run(steady.render("packet", BASE_RECORD, 30)))
+        wait_until(lambda: set(steady.processes()) != before
+                   and steady.health()["starting"] == 0, 60, "the fresh worker")
     finally:
-        steady.recycle_after = 500
-    assert steady.health()["starting"] == 1 and steady.health()["ready"] == 2
-    # Meanwhile the old workers serve: nobody waits for the cold one (which may
-    # have become ready by now: a warm-up takes about as long as one packet).
-    assert_packet(asyncio.run(steady.render("packet", BASE_RECORD, 30)))
-    assert steady.health()["starting"] <= 1
-    wait_until(lambda: steady.health()["starting"] == 0, 60, "the fresh worker")
+        watching.clear()
+        watcher.join()
+    assert seen and all(h["ready"] == 2 for h in seen)
+    assert any(h["starting"] == 1 for h in seen)  # the fresh one warmed up meanwhile
     after = set(steady.processes())
     assert len(after) == 2 and len(before - after) == 1 and len(after - before) == 1
     (old,) = before - after
