@@ -155,6 +155,8 @@ def test_types_health_openapi_and_docs(client):
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["workers"] == 1
     spec = client.get("/openapi.json").json()
+    operations = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(operations) == len(set(operations))  # client generators need them unique
     body = spec["paths"]["/v1/packets"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/PacketRecord"
     record_schema = spec["components"]["schemas"]["PacketRecord"]

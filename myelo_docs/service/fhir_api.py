@@ -228,8 +228,12 @@ def add_fhir_routes(app: FastAPI, render: Render, intake: Any, brand: Brand,
     from myelo_docs.formats.fhir import packet_from_bundle
     from myelo_docs.formats.fhir_out import capability_statement, document_reference, transaction
 
-    @app.api_route(METADATA_PATHS[0], methods=["GET", "HEAD"], tags=["FHIR"],
-                   summary="The FHIR CapabilityStatement", response_class=Response)
+    # GET and HEAD as two routes: one route with both gives both one OpenAPI
+    # operationId, which client generators refuse.
+    @app.get(METADATA_PATHS[0], tags=["FHIR"], summary="The FHIR CapabilityStatement",
+             response_class=Response)
+    @app.head(METADATA_PATHS[0], tags=["FHIR"], summary="The CapabilityStatement's headers",
+              response_class=Response)
     @app.api_route(METADATA_PATHS[1], methods=["GET", "HEAD"], include_in_schema=False,
                    response_class=Response)
     async def metadata(request: Request, format_: str | None = Query(None, alias="_format"),
