@@ -398,6 +398,21 @@ def test_break_rules_by_place_or_inside_are_followed_or_left_to_the_full_render(
         assert_same_by_position(fast.pdf, full.pdf)
 
 
+def test_the_space_above_headings_is_one_value_the_fast_path_follows(tmp_path_factory):
+    """print.css states the space above a section's heading once (--heading-space):
+    changed there, the plan marker moves with the headings and the packet is still
+    drawn fast, where the full render draws it. A heading's top margin set apart
+    from the marker's is refused (the marker stands for the plan's first heading)."""
+    data = record(medications=MEDS, instructions=INSTRUCTIONS)
+    moved = restyled_renderer(tmp_path_factory, ":root { --heading-space: 7mm; }")
+    fast, full = both(moved, data)
+    assert fast.path == "fast"
+    assert_same_by_position(fast.pdf, full.pdf)
+    assert words(full.pdf) != words(get_renderer().packet(data, full_render=True).pdf)
+    apart = restyled_renderer(tmp_path_factory, "h2 { margin-top: 7mm; }")
+    assert apart.packet(data).path == "full"
+
+
 def test_a_template_build_that_fails_falls_back_and_is_counted(tmp_path, monkeypatch, caplog):
     from myelo_docs.batch.run import run_batch
     from myelo_docs.render.fastpath import template as template_module
