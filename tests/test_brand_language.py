@@ -145,9 +145,15 @@ def test_us_spanish_writes_a_decimal_point_and_spanish_dates(spanish_packet):
 def test_a_brand_in_another_country_writes_numbers_as_that_country_does(tmp_path, country,
                                                                         fever):
     renderer = renderer_for(tmp_path / "brand", extra=f'country = "{country}"\n')
-    whole = " ".join(texts(renderer.packet(SPANISH_RECORD, full_render=True).pdf))
-    assert fever in whole
-    assert "24 de marzo de 1961" in whole
+    for document in (renderer.packet(SPANISH_RECORD), renderer.packet(SPANISH_RECORD,
+                                                                    full_render=True)):
+        whole = " ".join(texts(document.pdf))
+        assert fever in whole
+        assert "24 de marzo de 1961" in whole
+        # Screen readers pick their voice by the document's language: Spanish of Spain
+        # or of Mexico, as the numbers are written.
+        with pikepdf.open(io.BytesIO(document.pdf)) as pdf:
+            assert str(pdf.Root.Lang) == f"es-{country}", document.path
 
 
 def test_a_british_brand_writes_english_dates_day_first_on_either_path(tmp_path):

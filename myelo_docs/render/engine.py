@@ -234,6 +234,8 @@ class Renderer:
             "T": text["types"][type_name],
             "brand": self.brand.for_language(language),
             "large_print": large_print,
+            # The PDF's /Lang and the HTML's lang (BCP 47): es-MX for a Mexican brand.
+            "document_language": self.locale(language).replace("_", "-"),
             "version": __version__,
             "type_name": type_name,
             "slots": None,  # fast-path templates only (fastpath/template.py)
