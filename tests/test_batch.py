@@ -343,3 +343,21 @@ def test_manifest_says_how_each_packet_was_made_and_full_render_forces_it(tmp_pa
         fast = pages_text((tmp_path / "mixed" / runs["mixed"][row]["file"]).read_bytes())
         full = pages_text((tmp_path / "full" / runs["full"][row]["file"]).read_bytes())
         assert [sorted(p.split()) for p in fast] == [sorted(p.split()) for p in full]
+
+
+def test_a_ctrl_c_while_a_task_is_recorded_takes_effect_once_it_is_recorded():
+    # CI once met a Ctrl-C between a task's manifest lines and its leaving the
+    # pending set: the task was recorded again on the way out, one PDF on two lines.
+    from myelo_docs.batch.run import _ctrl_c_held
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the signal is delivered here, and held
+        steps.append("recorded")
+        steps.append("out of pending")
+    assert steps == ["recorded", "out of pending"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with _ctrl_c_held():  # no Ctrl-C: nothing is raised after the block
+        steps.append("again")
+    assert steps[-1] == "again"

@@ -17,6 +17,7 @@ import io
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import (
@@ -286,9 +287,10 @@ class Manifest:
 
     def append(self, *results: RowResult) -> None:
         """Add these rows' lines (a worker's rows come together), flushed once."""
-        for result in results:
-            self._writer.writerow(result.as_manifest())
-        self._flush()
+        with _ctrl_c_held():  # never half a line
+            for result in results:
+                self._writer.writerow(result.as_manifest())
+            self._flush()
 
     def _flush(self) -> None:
         self._fh.flush()
@@ -476,10 +478,10 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
                                  initargs=(settings,)) as pool:
 
             def collect(future: Future[list[RowResult]]) -> None:
-                # Recorded, then out of pending: a Ctrl-C between the two can
-                # only record a task twice, never lose one (_stop records pending).
-                record(*future.result())
-                pending.discard(future)
+                results = future.result()
+                with _ctrl_c_held():  # _stop records what is still pending: once each
+                    record(*results)
+                    pending.discard(future)
 
             def submit() -> None:
                 pending.add(pool.submit(render_rows, rows.copy(), str(out), full_render))
@@ -528,6 +530,30 @@ def run_batch(csv_path: str | Path, out_dir: str | Path, *, settings: RenderSett
     finally:
         _remove_if_empty(out / INCOMPLETE)
     return summary
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Run the block whole: a Ctrl-C that arrives inside takes effect as it ends.
+
+    A task's manifest lines and its leaving ``pending`` are one step, so a
+    Ctrl-C can neither record a task twice nor cut a line in half. Outside
+    the main thread (where Python delivers no signal) the block just runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _stop(pending: set[Future[list[RowResult]]], record: Callable[..., None]) -> None:
