@@ -299,6 +299,22 @@ def test_the_late_dye_reaction_is_printed(documents, language, kind):
         assert nfc(expected) in text, expected
 
 
+# Why sudden weakness is an emergency (the brief, section 14): told with the sign.
+BLEEDING_REASON = {
+    "en": "sudden trouble walking or keeping your balance. Bleeding near your spine can press "
+          "on your spinal cord and cause this.",
+    "es": "de repente camina mal o pierde el equilibrio. Un sangrado cerca de la columna puede "
+          "apretar la médula espinal y causar esto.",
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_emergency_list_says_why_sudden_weakness_is_an_emergency(documents, language):
+    text = body_text(documents["default", language, "packet"])
+    folded = " ".join(text.replace("*", "").split())
+    assert nfc(BLEEDING_REASON[language]) in folded
+
+
 def tier_lists(language: str, type_name: str, protocol) -> dict[str, list[str]]:
     text = localised(load_content(language), type_name, protocol, load_brand())
     plain = {tier: [nfc(str(item)) for item in text["discharge"][tier]["items"]]
